@@ -1,7 +1,7 @@
 """Answer extraction and normalisation: is a generated text's answer the gold answer?
 
 Four answer types (the `answer_type` field of an example):
-  number  integers/decimals; "1,000", "$14.", "39.", "1.0" and "-3" all work; canonical form "1000", "14", "39", "1", "-3"
+  number  integers/decimals: "1,000", "$14.", "39.", "1.0", "-3" -> canonical "1000", "14", "39", "1", "-3"
   choice  a multiple-choice letter A-F, written alone ("C", "C.", "C:") or in parentheses ("(C)"); canonical "C"
   yesno   the words yes/no in any case ("Yes.", "NO"); canonical "yes" / "no"
   text    free text, compared ignoring case, whitespace and punctuation; canonical: lowercase, no spaces or

@@ -1,7 +1,8 @@
-"""Convert reasoning datasets into atm-min's example schema: a folder with train.jsonl and test.jsonl
+r"""Convert reasoning datasets into atm-min's example schema: a folder with train.jsonl and test.jsonl
 (one atm_min.examples.Example per line; see data/README.md).
 
-    python data/prepare.py finetune-cot --input ../shared/datasets/finetune-cot --task strategy_qa --out data/strategy_qa
+    python data/prepare.py finetune-cot --input ../shared/datasets/finetune-cot --task strategy_qa \
+        --out data/strategy_qa
     python data/prepare.py gsm8k --input ../shared/datasets/gsm8k --out data/gsm8k
     python data/prepare.py jsonl --train my_train.jsonl --test my_test.jsonl --answer_type number --out data/mine
 
@@ -96,6 +97,9 @@ def convert_finetune_cot(input_dir, task: str, split: str = "default", keep_all:
                         f"({', '.join(ANSWER_TYPES)}); known tasks: {', '.join(FINETUNE_COT_TASKS)}")
     data_path = input_dir / "completion_data" / f"D_{task}.json"
     split_path = input_dir / "split" / f"{task}__{split}.json"
+    if not split_path.is_file():
+        have = sorted(q.name[len(task) + 2:-5] for q in split_path.parent.glob(f"{task}__*.json"))
+        raise DataError(f"{split_path}: file not found" + (f" (splits for {task}: {', '.join(have)})" if have else ""))
     raw, split_ids = _read_json(data_path), _read_json(split_path)
 
     if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from atm_min import answers, formats
+from atm_min import answers
 from atm_min.answers import parse_output
 from atm_min.examples import DataError, Example
 from atm_min.formats import (ANSWER_MARK, IGNORE_INDEX, MODES, REASON_MARK, check_lengths, encode, format_prompt,
@@ -123,10 +123,3 @@ def test_check_lengths(tok, capsys):
     with pytest.raises(ValueError):
         check_lengths(tok, [EX], block_size=60, on_too_long="truncate")
 
-
-def test_formats_is_the_only_template_module():
-    # Guard against a second copy of the templates creeping in elsewhere in atm_min.
-    root = Path(formats.__file__).parent
-    for f in root.glob("*.py"):
-        if f.name not in ("formats.py", "answers.py"):
-            assert '"Reasoning: ' not in f.read_text() and "f\"Q: {" not in f.read_text(), f.name

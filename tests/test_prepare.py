@@ -119,7 +119,8 @@ def test_finetune_cot_synthetic_task(tmp_path, capsys):
     assert "kept 3, dropped 1 (teacher wrong)" in out and "1 samples are in neither split" in out
     train, test = load_split(tmp_path / "out")
     assert [(e.id, e.answer, e.rationale) for e in train] == [
-        ("addsub/0/0", "5", "3 + 2 = 5."), ("addsub/1/1", "6", "10 - 4 = 6."), ("addsub/2/0", "1001", "1000 + 1 = 1,001.")]
+        ("addsub/0/0", "5", "3 + 2 = 5."), ("addsub/1/1", "6", "10 - 4 = 6."),
+        ("addsub/2/0", "1001", "1000 + 1 = 1,001.")]
     # Test keeps the question even though the teacher was wrong; gold answer.
     assert [(e.id, e.answer, e.answer_type, e.group) for e in test] == [("addsub/3", "0", "number", "addsub")]
 

@@ -1,0 +1,327 @@
+"""Every training setting in one typed dataclass, and the nanoGPT-style command line that fills it.
+
+    python train.py [config/file.py ...] [--key=value | --key value | --flag | --no-flag] ...
+
+Config files are applied first (in the order given), then the command-line settings (so the command line
+always wins). A config file is plain Python assignments (`n_layer = 4`) executed into a private namespace.
+Every value is type-checked against the field's annotation and the whole config is checked by
+`TrainConfig.validate()`; any problem raises `ConfigError` with a message that names the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import math
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """A setting is unknown, of the wrong type or out of range; the message says which and why."""
+
+
+# Pretrained shapes of the GPT-2 family, so that a recipe cannot silently disagree with the weights it loads.
+GPT2_SHAPES = {  # name -> (n_layer, n_head, n_embd)
+    "gpt2": (12, 12, 768),
+    "gpt2-medium": (24, 16, 1024),
+    "gpt2-large": (36, 20, 1280),
+    "gpt2-xl": (48, 25, 1600),
+}
+GPT2_BLOCK_SIZE = 1024  # GPT-2's position table
+
+# Settings that take one of a few strings (device also takes "cuda:N"; see validate()).
+CHOICES = {
+    "on_too_long": ("fail", "drop"),
+    "mechanism": ("pre", "post", "atm"),
+    "tokenizer": ("bytes", "gpt2"),
+    "attn_impl": ("sdpa", "explicit"),
+    "device": ("auto", "cpu", "cuda", "mps"),
+    "dtype": ("auto", "float32", "bfloat16", "float16"),
+    "label_rule": ("prefer_post", "prefer_pre"),
+    "label_default": ("pre", "post"),
+}
+
+
+@dataclass
+class TrainConfig:
+    # data
+    data_dir: str = ""             # prepared dataset directory; "" = the built-in synthetic suite
+    out_dir: str = "out"           # checkpoints, logs and results go here
+    synth_seed: int = 0            # seed of the built-in synthetic suite (used when data_dir is "")
+    max_train: int = 0             # cap on training examples for quick runs; 0 = all
+    max_test: int = 0              # cap on test examples; 0 = all
+    on_too_long: str = "fail"      # an example longer than block_size: "fail" (with an error) or "drop" it
+    # mechanism
+    mechanism: str = "atm"         # "pre": rationale then answer; "post": answer then rationale; "atm": adaptive
+    baselines: bool = True         # with atm, also train the pre and post baselines for the comparison table
+    # model
+    init_from: str = "scratch"     # "scratch", a GPT-2 name ("gpt2", "gpt2-large", ...) or a local HF directory
+    tokenizer: str = "bytes"       # "bytes" (257 ids, for a student from scratch) or "gpt2" (BPE, for GPT-2 weights)
+    tokenizer_path: str = ""       # local gpt2.tiktoken ranks file for offline use; "" = let tiktoken find it
+    n_layer: int = 2               # transformer blocks
+    n_head: int = 4                # attention heads per block
+    n_embd: int = 128              # width of the residual stream
+    block_size: int = 160          # longest sequence (soft prompt + tokens) the model sees
+    dropout: float = 0.0           # 0 for small data and for fine-tuning
+    bias: bool = True              # biases in Linear and LayerNorm layers, as GPT-2
+    attn_impl: str = "sdpa"        # "sdpa": torch's fused kernel; "explicit": attention written out in full
+    # optimisation
+    batch_size: int = 64           # sequences per micro-batch
+    grad_accum: int = 1            # micro-batches per optimiser step (effective batch = batch_size * grad_accum)
+    max_iters: int = 600           # optimiser steps per training run
+    lr: float = 3e-3               # peak learning rate (after warmup)
+    min_lr: float = 3e-4           # learning rate at the end of the cosine decay
+    warmup_iters: int = 50         # linear warmup steps
+    weight_decay: float = 0.1      # AdamW weight decay
+    beta1: float = 0.9             # AdamW first-moment decay
+    beta2: float = 0.99            # AdamW second-moment decay (nanoGPT's choice for small models)
+    grad_clip: float = 1.0         # clip the global gradient norm to this; 0 = no clipping
+    # system
+    device: str = "auto"           # "auto" (cuda, then mps, then cpu), "cpu", "cuda", "cuda:N" or "mps"
+    dtype: str = "auto"            # "auto" (chosen for the device), "float32", "bfloat16" or "float16"
+    compile: bool = False          # torch.compile the model (worth it on a GPU, slow to start on a CPU)
+    seed: int = 1337               # seeds Python, numpy and torch
+    resume: bool = False           # continue from the checkpoint in out_dir instead of starting over
+    save_interval_s: float = 60.0  # write a checkpoint at least this often (seconds), so a crash loses little
+    log_interval: int = 20         # print the training loss every this many steps
+    num_threads: int = 0           # torch CPU threads; 0 = torch's default
+    # ATM. These are OUR choices: the paper does not publish its perception or labelling hyper-parameters.
+    folds: int = 5                 # k-fold cross-labelling: each fold's pre/post students label the held-out part
+    fold_iters: int = 0            # optimiser steps for each fold's students; 0 = same as max_iters
+    # label_rule turns the fold students' correctness on an example into its pre/post label:
+    #   "prefer_post": post if the post student is right, else pre if the pre student is right, else label_default
+    #   "prefer_pre":  pre if the pre student is right, else post if the post student is right, else label_default
+    label_rule: str = "prefer_post"  # "prefer_post" or "prefer_pre": which format wins when both are right
+    label_default: str = "pre"     # the label when neither fold student answers correctly
+    n_prefix: int = 4              # soft-prompt vectors the perception feeds the student
+    perc_layers: int = 1           # transformer layers in the perception module
+    perc_heads: int = 4            # attention heads in the perception module (must divide n_embd)
+    aux_weight: float = 1.0        # weight of the perception's answer-first (pre vs post) classification loss
+    freeze_student: bool = False   # train only the perception (and soft prompt), keeping the student fixed
+    # evaluation
+    eval_batch_size: int = 256     # questions generated at once
+    max_new_tokens: int = 96       # generation budget per question
+    explain: bool = False          # also generate the rationale after a post-thinking answer (slower)
+
+    def validate(self) -> "TrainConfig":
+        """Check types, ranges and the settings that depend on each other; return self so calls can chain."""
+        for f in dataclasses.fields(self):  # catches TrainConfig(n_layer="4") built in code, not parsed
+            _from_python(f.name, getattr(self, f.name), "config")
+        for key, allowed in CHOICES.items():
+            value = getattr(self, key)
+            if key == "device" and value.startswith("cuda:"):
+                if not value[5:].isdigit():
+                    raise ConfigError(f"device={value!r}: expected 'cuda:N' with N a GPU index, e.g. 'cuda:0'")
+                continue
+            if value not in allowed:
+                extra = " or 'cuda:N'" if key == "device" else ""
+                raise ConfigError(f"{key}={value!r}: expected one of {_or_list(allowed)}{extra}")
+
+        for f in dataclasses.fields(self):  # inf/nan never make sense here and would fail much later
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name}={value!r}: expected a finite number")
+
+        def need(ok: bool, key: str, what: str):
+            if not ok:
+                raise ConfigError(f"{key}={getattr(self, key)!r}: expected {what}")
+
+        for key in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "grad_accum", "max_iters",
+                    "log_interval", "n_prefix", "perc_layers", "perc_heads", "eval_batch_size", "max_new_tokens"):
+            need(getattr(self, key) > 0, key, "a positive integer")
+        for key in ("max_train", "max_test", "warmup_iters", "fold_iters", "num_threads", "synth_seed", "seed"):
+            need(getattr(self, key) >= 0, key, "an integer >= 0")
+        need(self.folds >= 2, "folds", "an integer >= 2 (each fold's students label the part they did not see)")
+        need(self.lr > 0, "lr", "a learning rate > 0")
+        need(0 <= self.min_lr <= self.lr, "min_lr", f"a learning rate in [0, lr={self.lr}] (the cosine decays "
+             f"from lr down to min_lr: when you lower lr, lower min_lr too, e.g. to lr/10)")
+        need(0 <= self.dropout < 1, "dropout", "a probability in [0, 1)")
+        need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        need(0 <= self.beta1 < 1, "beta1", "a number in [0, 1)")
+        need(0 <= self.beta2 < 1, "beta2", "a number in [0, 1)")
+        need(self.grad_clip >= 0, "grad_clip", "a number >= 0 (0 = no clipping)")
+        need(self.save_interval_s >= 0, "save_interval_s", "a number of seconds >= 0")
+        need(self.aux_weight >= 0, "aux_weight", "a number >= 0")
+        need(self.init_from != "", "init_from", "'scratch', a GPT-2 name or a local HF directory")
+        need(self.out_dir != "", "out_dir", "a directory path")
+
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if self.n_embd % self.perc_heads:
+            raise ConfigError(f"n_embd={self.n_embd} must be divisible by perc_heads={self.perc_heads}")
+        if self.init_from != "scratch" and self.tokenizer != "gpt2":
+            raise ConfigError(f"init_from={self.init_from!r} loads GPT-2 weights, which need tokenizer='gpt2' "
+                              f"(got tokenizer={self.tokenizer!r})")
+        if self.init_from in GPT2_SHAPES:
+            shape = (self.n_layer, self.n_head, self.n_embd)
+            want = GPT2_SHAPES[self.init_from]
+            if shape != want:
+                raise ConfigError(
+                    f"init_from={self.init_from!r} has n_layer={want[0]}, n_head={want[1]}, n_embd={want[2]}, "
+                    f"but the config says n_layer={shape[0]}, n_head={shape[1]}, n_embd={shape[2]}: set them to "
+                    f"match (the recipes in config/ do)")
+            if self.block_size > GPT2_BLOCK_SIZE:
+                raise ConfigError(f"block_size={self.block_size}: GPT-2 covers at most {GPT2_BLOCK_SIZE} positions")
+        return self
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Values: every setting is checked against its field's type, whether it came from the command line (a string)
+# or from a config file / checkpoint (a Python value).
+
+_FIELD_TYPES: dict[str, type] = typing.get_type_hints(TrainConfig)  # name -> int/float/bool/str
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "a boolean (true/false/1/0)", str: "a string"}
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _or_list(items) -> str:
+    return ", ".join(repr(x) for x in items)
+
+
+def _unknown(key: str, where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, _FIELD_TYPES, n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "see --help for the settings"
+    return ConfigError(f"unknown setting {key!r} ({where}): {hint}")
+
+
+def _from_string(key: str, raw: str, where: str):
+    """Parse the command-line string `raw` as the type of field `key`."""
+    typ = _FIELD_TYPES[key]
+    try:
+        if typ is bool:
+            low = raw.strip().lower()
+            if low in _TRUE or low in _FALSE:
+                return low in _TRUE
+            raise ValueError
+        return typ(raw)  # str(raw), int("12"), float("3e-4"); int("abc") / float("fast") raise ValueError
+    except ValueError:
+        raise ConfigError(f"{where}: {key} expects {_TYPE_NAMES[typ]}, got {raw!r}") from None
+
+
+def _from_python(key: str, value, where: str):
+    """Check a Python value (from a config file or a saved dict) against the type of field `key`."""
+    typ = _FIELD_TYPES[key]
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # `lr = 1` means 1.0
+    if type(value) is not typ:  # exact: bool is an int subclass, but `n_layer = True` is a mistake
+        raise ConfigError(f"{where}: {key} expects {_TYPE_NAMES[typ]}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sources: config files and the command line.
+
+def load_config_file(path: str) -> dict:
+    """Run a config file in a private namespace; return its settings (names not starting with `_`)."""
+    if not os.path.isfile(path):
+        hint = " (settings are written --key=value)" if "=" in path or path.startswith("-") else ""
+        raise ConfigError(f"no config file at {path!r}{hint}")
+    with open(path, encoding="utf-8") as f:
+        source = f.read()
+    namespace: dict = {"__file__": os.path.abspath(path)}
+    try:
+        exec(compile(source, path, "exec"), namespace)  # a fresh dict: the file cannot touch our globals
+    except Exception as e:
+        raise ConfigError(f"config file {path!r} failed to run: {type(e).__name__}: {e}") from e
+    settings = {}
+    for name, value in namespace.items():
+        # helpers are allowed in a config file: imports, functions, and _private names are not settings
+        if name.startswith("_") or isinstance(value, types.ModuleType) or callable(value):
+            continue
+        if name not in _FIELD_TYPES:
+            raise _unknown(name, f"in config file {path!r}")
+        settings[name] = _from_python(name, value, f"config file {path!r}")
+    return settings
+
+
+def _split_args(argv: list[str]) -> tuple[list[str], list[tuple[str, object]]]:
+    """Separate config files from settings; return (files, [(key, value), ...]) in command-line order."""
+    files, settings = [], []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("--"):
+            files.append(arg)
+            continue
+        name, has_value, raw = arg[2:].partition("=")
+        key = name.replace("-", "_")  # --max-iters works too
+        if not key:
+            raise ConfigError(f"{arg!r}: expected --key=value")
+        if key not in _FIELD_TYPES and key.startswith("no_") and not has_value:  # --no-flag / --no_flag
+            flag = key[3:]
+            if flag not in _FIELD_TYPES:
+                raise _unknown(flag, f"from {arg}")
+            if _FIELD_TYPES[flag] is not bool:
+                raise ConfigError(f"{arg}: only true/false settings take --no-; {flag} expects "
+                                  f"{_TYPE_NAMES[_FIELD_TYPES[flag]]}")
+            settings.append((flag, False))
+            continue
+        if key not in _FIELD_TYPES:
+            raise _unknown(key, f"from {arg}")
+        if not has_value:
+            nxt = argv[i] if i < len(argv) else None
+            if _FIELD_TYPES[key] is bool:
+                # bare --flag means True; `--flag false` also works, without mistaking a config file for a value
+                if nxt is not None and nxt.strip().lower() in _TRUE + _FALSE:
+                    raw, i = nxt, i + 1
+                else:
+                    raw = "true"
+            elif nxt is None or nxt.startswith("--"):
+                raise ConfigError(f"--{name} needs a value: --{name}=VALUE or --{name} VALUE "
+                                  f"({_TYPE_NAMES[_FIELD_TYPES[key]]})")
+            else:
+                raw, i = nxt, i + 1
+            arg = f"--{name} {raw}"
+        settings.append((key, _from_string(key, raw, arg)))
+    return files, settings
+
+
+def parse_args(argv: list[str]) -> TrainConfig:
+    """Build a validated TrainConfig from `[config files...] [--key=value ...]`; raise ConfigError on any problem.
+    -h/--help prints the settings and exits, as argparse does."""
+    if "-h" in argv or "--help" in argv:
+        print(usage())
+        raise SystemExit(0)
+    files, settings = _split_args(argv)  # check the whole command line before running any file
+    values: dict = {}
+    for path in files:
+        values.update(load_config_file(path))
+    values.update(settings)  # the command line wins over files
+    return TrainConfig(**values).validate()
+
+
+def usage() -> str:
+    """The --help text: every setting with its type, default and comment (read from this file's source)."""
+    try:  # the field comments are the documentation; read them rather than keep a second copy in sync
+        comments = dict(re.findall(r"^\s+(\w+): \w+ = .*?#\s*(.*)$", inspect.getsource(TrainConfig), re.M))
+    except (OSError, TypeError):
+        comments = {}
+    lines = ["usage: python train.py [config/file.py ...] [--key=value | --key value | --flag | --no-flag ...]",
+             "", "settings (config files first, then the command line, which wins):"]
+    for f in dataclasses.fields(TrainConfig):
+        typ = _FIELD_TYPES[f.name].__name__
+        lines.append(f"  --{f.name}={f.default!r} ({typ})  {comments.get(f.name, '')}".rstrip())
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Checkpoints store the config as a plain dict (loadable with torch.load(weights_only=True)).
+
+def config_to_dict(cfg: TrainConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    """Inverse of config_to_dict. Unknown keys are an error (the checkpoint is from other code); missing keys
+    take today's defaults (the checkpoint predates a new setting)."""
+    unknown = [k for k in d if k not in _FIELD_TYPES]
+    if unknown:
+        raise _unknown(unknown[0], "in a saved config" + (f", with {unknown[1:]}" if unknown[1:] else ""))
+    values = {k: _from_python(k, v, "saved config") for k, v in d.items()}
+    return TrainConfig(**values).validate()

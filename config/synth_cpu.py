@@ -1,0 +1,67 @@
+# The CPU default for the built-in synthetic suite: exactly TrainConfig's defaults, spelled out so that a run's
+# settings can be read in one place (tests/test_config.py checks this file still equals the defaults).
+# Sized for a 2-core CPU: a tiny byte-level GPT trained from scratch in minutes.
+#   python train.py config/synth_cpu.py                      # ATM plus the pre and post baselines
+#   python train.py config/synth_cpu.py --mechanism pre      # one mechanism only
+
+# data: no data_dir means the built-in synthetic suite, generated from synth_seed
+data_dir = ""
+out_dir = "out"
+synth_seed = 0
+max_train = 0          # 0 = all examples
+max_test = 0
+on_too_long = "fail"
+
+# mechanism: ATM, and the pre/post baselines it is compared with
+mechanism = "atm"
+baselines = True
+
+# model: a small student from scratch on bytes (257 ids), so no tokenizer files are needed
+init_from = "scratch"
+tokenizer = "bytes"
+tokenizer_path = ""
+n_layer = 2
+n_head = 4
+n_embd = 128
+block_size = 160       # the synthetic questions + rationales + answers fit well within this
+dropout = 0.0
+bias = True
+attn_impl = "sdpa"
+
+# optimisation: a from-scratch learning rate (fine-tuning GPT-2 uses ~100x less)
+batch_size = 64
+grad_accum = 1
+max_iters = 600
+lr = 3e-3
+min_lr = 3e-4
+warmup_iters = 50
+weight_decay = 0.1
+beta1 = 0.9
+beta2 = 0.99
+grad_clip = 1.0
+
+# system
+device = "auto"
+dtype = "auto"
+compile = False        # torch.compile's start-up cost is not worth it for a run this small
+seed = 1337
+resume = False
+save_interval_s = 60.0
+log_interval = 20
+num_threads = 0        # 0 = torch's default
+
+# ATM: our choices (the paper does not publish these)
+folds = 5
+fold_iters = 0         # 0 = max_iters
+label_rule = "prefer_post"
+label_default = "pre"
+n_prefix = 4
+perc_layers = 1
+perc_heads = 4
+aux_weight = 1.0
+freeze_student = False
+
+# evaluation
+eval_batch_size = 256
+max_new_tokens = 96
+explain = False

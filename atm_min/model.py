@@ -294,7 +294,7 @@ PEAK_FLOPS = {
     "H200 bf16": 989e12,  # the H100 SXM chip with more memory
 }
 # HF's GPT-2 uses a Conv1D module that stores its weight as (in, out): the transpose of nn.Linear's (out, in).
-_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+HF_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 # HF config.json keys -> ours, and GPT2Config's defaults for configs that leave one out.
 _HF_KEYS = dict(n_layer=("n_layer", 12), n_head=("n_head", 12), n_embd=("n_embd", 768),
                 vocab_size=("vocab_size", 50257))
@@ -388,7 +388,7 @@ def _hf_state_dict(raw: dict, hf: dict, config: GPTConfig) -> dict:
     # Expected shapes in the checkpoint's own layout (Conv1D weights as (in, out), wpe at full n_positions).
     with torch.device("meta"):  # shapes only: no memory, no init cost
         ours = GPT(replace(config, block_size=hf.get("n_positions", hf.get("n_ctx", 1024)))).state_dict()
-    expected = {k: tuple(v.shape[::-1]) if k.endswith(_CONV1D) else tuple(v.shape)
+    expected = {k: tuple(v.shape[::-1]) if k.endswith(HF_CONV1D) else tuple(v.shape)
                 for k, v in ours.items() if k != "lm_head.weight"}
     unexpected = sorted(set(sd) - set(expected))
     missing = sorted(set(expected) - set(sd))
@@ -407,7 +407,7 @@ def _hf_state_dict(raw: dict, hf: dict, config: GPTConfig) -> dict:
                               "(as GPT-2 does) and cannot load an untied output layer")
 
     for k in sd:
-        if k.endswith(_CONV1D):
+        if k.endswith(HF_CONV1D):
             sd[k] = sd[k].t()
     sd["transformer.wpe.weight"] = sd["transformer.wpe.weight"][:config.block_size]  # block_size override
     return sd

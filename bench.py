@@ -1,0 +1,175 @@
+"""Speed of the GPT student against Hugging Face's GPT2LMHeadModel of the same size, in one process.
+
+Training: tokens/s of forward + backward + AdamW step, for both of our attention paths and for HF's model
+(same batch, same optimizer; the contenders take turns step by step, so background load hits them alike).
+Generation: seconds for N new greedy tokens (batch 1, short prompt) with our KV cache, without it, and with
+HF's generate(use_cache=True). HF's model gets our weights, so all three must produce the same tokens.
+
+    python bench.py                                 # GPT-2 124M, batch 4 x 256 tokens, best device
+    python bench.py --n_layer=4 --steps=10 --device=cpu
+    python bench.py --peak_flops=989e12             # also print MFU (here: H100 SXM, bf16 dense)
+"""
+
+import argparse
+import contextlib
+import time
+
+import torch
+
+from atm_min.model import GPT, HF_CONV1D, GPTConfig
+
+p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+p.add_argument("--device", default="auto", help="auto picks cuda, then mps, then cpu")
+p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+               help="auto: bfloat16 autocast on cuda, float32 elsewhere")
+p.add_argument("--batch_size", type=int, default=4)
+p.add_argument("--seq_len", type=int, default=256)
+p.add_argument("--steps", type=int, default=None, help="timed training steps (default: 3 on cpu, 20 otherwise)")
+p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 1 on cpu, 5 otherwise)")
+p.add_argument("--n_layer", type=int, default=12)
+p.add_argument("--n_head", type=int, default=12)
+p.add_argument("--n_embd", type=int, default=768)
+p.add_argument("--vocab_size", type=int, default=50257)
+p.add_argument("--block_size", type=int, default=1024)
+p.add_argument("--new_tokens", type=int, default=128, help="tokens to generate")
+p.add_argument("--prompt_len", type=int, default=8)
+p.add_argument("--compile", action="store_true", help="torch.compile the models for training")
+p.add_argument("--peak_flops", type=float, default=None, help="device peak FLOP/s for the dtype, to print MFU")
+p.add_argument("--no_hf", action="store_true", help="skip the transformers comparison")
+p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+p.add_argument("--seed", type=int, default=1337)
+args = p.parse_args()
+if args.threads:  # fewer threads than cores can win when other processes keep some cores busy
+    torch.set_num_threads(args.threads)
+
+if args.device == "auto":
+    args.device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+dev = args.device.split(":")[0]
+if args.dtype == "auto":
+    args.dtype = "bfloat16" if dev == "cuda" else "float32"
+steps = args.steps if args.steps is not None else (3 if dev == "cpu" else 20)
+warmup = args.warmup if args.warmup is not None else (1 if dev == "cpu" else 5)
+# Parameters stay fp32; bfloat16 runs the matmuls under autocast (mixed precision, as in training).
+autocast = (torch.autocast(dev, dtype=torch.bfloat16) if args.dtype == "bfloat16" else contextlib.nullcontext())
+torch.manual_seed(args.seed)
+
+
+def sync():
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    elif dev == "mps":
+        torch.mps.synchronize()
+
+
+def make_optimizer(model):
+    # Fused AdamW (one kernel for all parameters) on CUDA, and on CPU where this torch has it; same for everyone.
+    try:
+        return torch.optim.AdamW(model.parameters(), lr=1e-4, fused=dev in ("cuda", "cpu"))
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------- models
+cfg = dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, vocab_size=args.vocab_size,
+           block_size=args.block_size)
+ours = {impl: GPT(GPTConfig(**cfg, attn_impl=impl)).to(args.device) for impl in ("sdpa", "explicit")}
+ours["explicit"].load_state_dict(ours["sdpa"].state_dict())
+hf = None
+if not args.no_hf:
+    try:
+        import transformers
+    except ImportError:
+        print("transformers is not installed: no comparison with GPT2LMHeadModel")
+    else:
+        transformers.logging.set_verbosity_error()
+        hf_cfg = transformers.GPT2Config(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
+                                         vocab_size=args.vocab_size, n_positions=args.block_size,
+                                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,  # ours: dropout 0
+                                         bos_token_id=None, eos_token_id=None,  # never stop generating early
+                                         attn_implementation="sdpa")  # HF's default, named to be sure
+        hf = transformers.GPT2LMHeadModel(hf_cfg).to(args.device)
+        with torch.no_grad():  # our weights (HF's Conv1D stores them transposed), so generations must agree
+            hf_sd = hf.state_dict()
+            for k, v in ours["sdpa"].state_dict().items():
+                hf_sd[k].copy_(v.t() if k.endswith(HF_CONV1D) else v)
+
+n_params = ours["sdpa"].num_params(non_embedding=False)
+print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, dtype {args.dtype}"
+      f"{', compiled' if args.compile else ''}")
+print(f"model: {n_params / 1e6:.1f}M parameters ({args.n_layer} layers, {args.n_head} heads, {args.n_embd} wide, "
+      f"vocab {args.vocab_size}, block {args.block_size})")
+
+# ---------------------------------------------------------------------------------------------- generation
+prompt = torch.randint(0, args.vocab_size, (1, args.prompt_len), device=args.device)
+gen = {
+    "ours, KV cache": lambda n: ours["sdpa"].generate(prompt, n, temperature=0)[0],
+    "ours, no cache": lambda n: ours["sdpa"].generate(prompt, n, temperature=0, use_cache=False)[0],
+}
+if hf is not None:
+    gen["HF generate (cache)"] = lambda n: hf.generate(prompt, max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                                                       use_cache=True)[0, args.prompt_len:].tolist()
+for m in [*ours.values(), hf]:
+    if m is not None:
+        m.eval()
+gen_s, gen_tokens = {}, {}
+with torch.no_grad(), autocast:
+    for name, fn in gen.items():
+        fn(4)  # warm up
+    for name, fn in gen.items():
+        sync()
+        t0 = time.perf_counter()
+        gen_tokens[name] = fn(args.new_tokens)
+        sync()
+        gen_s[name] = time.perf_counter() - t0
+
+# ---------------------------------------------------------------------------------------------- training
+B, T = args.batch_size, args.seq_len
+data = torch.randint(0, args.vocab_size, (B, T + 1), device=args.device)
+x, y = data[:, :-1], data[:, 1:]
+contenders = {f"ours, {impl}": m for impl, m in ours.items()}
+if hf is not None:
+    contenders["HF GPT2LMHeadModel"] = hf
+runs = {}
+for name, m in contenders.items():
+    m.train()
+    runs[name] = (torch.compile(m) if args.compile else m, make_optimizer(m), name.startswith("HF"), [])
+
+
+def train_step(model, opt, is_hf):
+    with autocast:
+        # HF shifts the labels inside (loss on T-1 positions); ours takes the shifted targets (T positions).
+        loss = model(x, labels=x).loss if is_hf else model(x, targets=y)[1]
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+for i in range(warmup + steps):  # take turns, one step each, so background load is shared fairly
+    for name, (model, opt, is_hf, times) in runs.items():
+        sync()
+        t0 = time.perf_counter()
+        train_step(model, opt, is_hf)
+        sync()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+
+# ---------------------------------------------------------------------------------------------- report
+print(f"\ntraining: batch {B} x {T} tokens, forward + backward + AdamW, {warmup} warmup + {steps} timed steps")
+hf_tps = B * T * steps / sum(runs["HF GPT2LMHeadModel"][3]) if hf is not None else None
+print(f"{'':22s} {'tokens/s':>10s} {'ms/step':>9s} {'vs HF':>7s}" + (f" {'MFU':>7s}" if args.peak_flops else ""))
+for name, (_, _, _, times) in runs.items():
+    tps = B * T * steps / sum(times)
+    row = f"{name:22s} {tps:10.0f} {1000 * sum(times) / steps:9.1f}"
+    row += f" {tps / hf_tps:6.2f}x" if hf_tps else f" {'':>7s}"
+    if args.peak_flops:  # the same model FLOPs for all: they are the same architecture
+        row += f" {100 * ours['sdpa'].estimate_mfu(tps, args.peak_flops, seq_len=T):6.2f}%"
+    print(row)
+
+print(f"\ngeneration: {args.new_tokens} new tokens, greedy, batch 1, {args.prompt_len}-token prompt "
+      "(vs HF: its time / ours, >1 = faster)")
+hf_s = gen_s.get("HF generate (cache)")
+print(f"{'':22s} {'seconds':>10s} {'ms/token':>9s} {'vs HF':>7s}")
+for name, s in gen_s.items():
+    print(f"{name:22s} {s:10.2f} {1000 * s / args.new_tokens:9.1f}" + (f" {hf_s / s:6.2f}x" if hf_s else ""))
+same = all(t == gen_tokens["ours, KV cache"] for t in gen_tokens.values())
+print(f"same tokens from all of them: {'yes' if same else 'NO'}")

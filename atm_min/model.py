@@ -44,7 +44,7 @@ class KVCache:
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.pos = 0  # number of positions already stored (the same for every layer once a forward finishes)
-        self.keep = None  # (B, pos) bool: which stored positions are real (not left-padding)
+        self.keep = None  # (B, pos) bool: which stored positions are real (not left-padding); None: all
 
     def update(self, layer: int, k, v):
         """Store the new k, v (B, nh, T, hs) of one layer; return all keys and values so far (B, nh, pos+T, hs)."""
@@ -92,6 +92,8 @@ class CausalSelfAttention(nn.Module):
             drop = self.dropout if self.training else 0.0
             if mask is None and T == S:
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
+            elif mask is None and T == 1:  # one new query after the cached keys: it may see all of them
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
             else:
                 if mask is None:  # cached decoding without padding: the new queries see every earlier key
                     mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
@@ -188,15 +190,21 @@ class GPT(nn.Module):
             raise ValueError(f"sequence of {past + L} positions exceeds block_size {self.config.block_size}")
 
         mask = None
-        if pad_mask is None and cache is None:
-            pos = torch.arange(L, device=idx.device)  # (L,) shared by every row
+        if pad_mask is None and (cache is None or cache.keep is None):
+            # No padding anywhere: positions count on from the cached ones and attention is plain causal
+            # (the attention code handles that without a mask tensor, which is faster).
+            pos = torch.arange(past, past + L, device=idx.device)  # (L,) shared by every row
         else:
             # Real positions: padding counts for nothing, so a left-padded row numbers its tokens as if it
             # had no padding. keep (B, S) marks the keys any query may use; S = past + L.
             if pad_mask is None:
                 pad_mask = torch.ones(B, T, dtype=torch.bool, device=idx.device)
             new_keep = torch.cat([torch.ones(B, P, dtype=torch.bool, device=idx.device), pad_mask], dim=1)
-            keep = new_keep if past == 0 else torch.cat([cache.keep, new_keep], dim=1)
+            keep = new_keep
+            if past:  # cached keys are all real unless an earlier call said otherwise
+                old = cache.keep if cache.keep is not None else torch.ones(B, past, dtype=torch.bool,
+                                                                             device=idx.device)
+                keep = torch.cat([old, new_keep], dim=1)
             if cache is not None:
                 cache.keep = keep
             pos_all = (keep.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, S)
@@ -225,11 +233,11 @@ class GPT(nn.Module):
         Returns a list of B lists of new token ids (each ending with its stop token if it stopped)."""
         B = idx.size(0)
         P = 0 if prefix_embeds is None else prefix_embeds.size(1)
-        stop = torch.tensor(sorted(stop_ids or []), dtype=torch.long, device=idx.device)
-        done = torch.zeros(B, dtype=torch.bool, device=idx.device)
+        stop = {int(t) for t in (stop_ids or [])}
+        done = [False] * B
         out = [[] for _ in range(B)]
-        if pad_mask is None:
-            pad_mask = torch.ones_like(idx, dtype=torch.bool)
+        if pad_mask is not None and bool(pad_mask.all()):
+            pad_mask = None  # no padding after all: forward's plain causal path is faster
         max_new_tokens = min(max_new_tokens, self.config.block_size - P - idx.size(1))
         cache = None
         if use_cache:
@@ -241,7 +249,7 @@ class GPT(nn.Module):
         for _ in range(max_new_tokens):
             if use_cache:  # prefill once with the whole prompt, then feed only the newest token
                 logits, _ = self(step_in, prefix_embeds=prefix, pad_mask=step_mask, cache=cache)
-                prefix = None  # the soft prompt is in the cache now
+                prefix, step_mask = None, None  # the soft prompt and the padding are in the cache now
             else:  # recompute everything (the slow reference the cache is tested against)
                 logits, _ = self(seq, prefix_embeds=prefix_embeds, pad_mask=seq_mask)
             logits = logits[:, -1, :]  # (B, V)
@@ -253,14 +261,17 @@ class GPT(nn.Module):
                     v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
                     logits[logits < v[:, [-1]]] = -float("inf")
                 nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
-            for b in (~done).nonzero().flatten().tolist():
-                out[b].append(int(nxt[b]))
-            done |= torch.isin(nxt, stop)
-            if bool(done.all()):
+            for b, t in enumerate(nxt.tolist()):  # one copy to the host per step, then plain Python
+                if not done[b]:
+                    out[b].append(t)
+                    done[b] = t in stop
+            if all(done):
                 break
-            step_in, step_mask = nxt[:, None], torch.ones(B, 1, dtype=torch.bool, device=idx.device)
-            seq = torch.cat([seq, step_in], dim=1)
-            seq_mask = torch.cat([seq_mask, step_mask], dim=1)
+            step_in = nxt[:, None]  # (B, 1)
+            if not use_cache:
+                seq = torch.cat([seq, step_in], dim=1)
+                if seq_mask is not None:
+                    seq_mask = torch.cat([seq_mask, torch.ones_like(step_in, dtype=torch.bool)], dim=1)
         return out
 
     @classmethod
@@ -339,6 +350,10 @@ def _read_hf_config(path: Path) -> dict:
     return hf
 
 
+def _n_positions(hf: dict) -> int:
+    return hf.get("n_positions", hf.get("n_ctx", 1024))  # old configs name it n_ctx
+
+
 def _config_from_hf(hf: dict, overrides: dict) -> GPTConfig:
     # Variants of GPT-2 this model does not implement: refuse them rather than load them silently wrong.
     act = hf.get("activation_function", "gelu_new")
@@ -357,7 +372,7 @@ def _config_from_hf(hf: dict, overrides: dict) -> GPTConfig:
             raise CheckpointError(f"config.json has {key}={hf[key]!r}: this GPT-2 variant is not supported")
 
     args = {ours: hf.get(theirs, default) for ours, (theirs, default) in _HF_KEYS.items()}
-    n_positions = hf.get("n_positions", hf.get("n_ctx", 1024))
+    n_positions = _n_positions(hf)
     args["block_size"] = n_positions
     allowed = ("dropout", "attn_impl", "block_size")
     for key, value in overrides.items():
@@ -387,7 +402,7 @@ def _hf_state_dict(raw: dict, hf: dict, config: GPTConfig) -> dict:
 
     # Expected shapes in the checkpoint's own layout (Conv1D weights as (in, out), wpe at full n_positions).
     with torch.device("meta"):  # shapes only: no memory, no init cost
-        ours = GPT(replace(config, block_size=hf.get("n_positions", hf.get("n_ctx", 1024)))).state_dict()
+        ours = GPT(replace(config, block_size=_n_positions(hf))).state_dict()
     expected = {k: tuple(v.shape[::-1]) if k.endswith(HF_CONV1D) else tuple(v.shape)
                 for k, v in ours.items() if k != "lm_head.weight"}
     unexpected = sorted(set(sd) - set(expected))

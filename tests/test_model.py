@@ -169,6 +169,23 @@ def test_kv_cache_generation_equals_no_cache(attn_impl):
     assert len(set(cached[0])) > 3  # a real continuation, not one token repeated
 
 
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("attn_impl", ["sdpa", "explicit"])
+def test_cache_fed_in_chunks_equals_one_forward(attn_impl, padded):
+    model = tiny(attn_impl)
+    idx, mask = tokens(2, 12), None
+    if padded:
+        idx, mask = left_pad([tokens(1, 12, seed=6)[0].tolist(), tokens(1, 9, seed=7)[0].tolist()])
+    full, _ = model(idx, pad_mask=mask)
+    cache = KVCache(2, 2, 2, 12, 16, "cpu", torch.float32)
+    parts = []
+    for a, b in ((0, 5), (5, 11), (11, 12)):  # a prompt chunk, a multi-token chunk, then one token
+        logits, _ = model(idx[:, a:b], pad_mask=None if mask is None else mask[:, a:b], cache=cache)
+        parts.append(logits)
+    real = slice(None) if mask is None else mask
+    assert torch.allclose(torch.cat(parts, dim=1)[real], full[real], atol=1e-5)
+
+
 @pytest.mark.parametrize("with_prefix", [False, True])
 @pytest.mark.parametrize("attn_impl", ["sdpa", "explicit"])
 def test_batched_left_padded_generation(with_prefix, attn_impl):
@@ -196,8 +213,9 @@ def test_finished_row_stops_growing(use_cache):
     out = model.generate(idx, 16, temperature=0, stop_ids=[stop], pad_mask=mask, use_cache=use_cache)
     assert out[0] == ref[0][:j + 1]  # ends with its stop token, then nothing more
     assert out[1] == ref[1]  # the other row is unaffected and runs to max_new_tokens
-    # When every row has stopped, generation ends.
-    assert model.generate(torch.tensor([rows[0]]), 16, temperature=0, stop_ids=[stop])[0] == ref[0][:j + 1]
+    # When every row has stopped, generation ends (stop ids may come as a tensor too).
+    assert model.generate(torch.tensor([rows[0]]), 16, temperature=0, stop_ids=torch.tensor([stop]),
+                          use_cache=use_cache)[0] == ref[0][:j + 1]
 
 
 def test_top_k_sampling_only_produces_top_k_tokens():

@@ -1,0 +1,108 @@
+"""The perception module of adaptive thinking: it reads the question and writes a soft prompt.
+
+    question tokens --wte--> (B, T, C) ----------------------+
+    simple features (word count, ...) --Linear--> (B, 1, C) -+--> keys/values (B, T+1, C)
+    P learnable query vectors (P, C) --cross-attention + MLP (x n_layer)--> (B, P, C)
+        --> soft prompt (B, P, C), passed to the GPT student as prefix_embeds: it steers the student to
+            think first (pre) or answer first (post)
+        --> mean over P --> one logit: the probability of answering first, trained on the k-fold labels
+
+The paper describes the module only at this level; the sizes, the feature set, the output scale and the
+auxiliary classification loss are our choices (all in TrainConfig).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+N_FEATURES = 3
+
+
+def question_features(question: str) -> list[float]:
+    """Cheap surface cues of difficulty: word count, character count and how many numbers appear.
+    log1p keeps them in a small range whatever the dataset (a 3-word question and a 300-word one)."""
+    words = question.split()
+    n_numbers = sum(any(ch.isdigit() for ch in w) for w in words)
+    return [math.log1p(len(words)) / 5, math.log1p(len(question)) / 5, math.log1p(n_numbers) / 5]
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention from P query vectors to a padded sequence, written out in full."""
+
+    def __init__(self, n_embd: int, n_head: int):
+        super().__init__()
+        self.n_head = n_head
+        self.q_proj = nn.Linear(n_embd, n_embd)
+        self.kv_proj = nn.Linear(n_embd, 2 * n_embd)
+        self.c_proj = nn.Linear(n_embd, n_embd)
+
+    def forward(self, q_in, kv_in, key_mask):
+        # q_in (B, P, C) queries; kv_in (B, S, C) question; key_mask (B, S) bool, False = padding
+        B, P, C = q_in.shape
+        S = kv_in.size(1)
+        hs = C // self.n_head
+        q = self.q_proj(q_in).view(B, P, self.n_head, hs).transpose(1, 2)  # (B, nh, P, hs)
+        k, v = self.kv_proj(kv_in).split(C, dim=2)
+        k = k.view(B, S, self.n_head, hs).transpose(1, 2)  # (B, nh, S, hs)
+        v = v.view(B, S, self.n_head, hs).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, P, S)
+        att = att.masked_fill(~key_mask[:, None, None, :], float("-inf"))  # never attend to padding
+        att = F.softmax(att, dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, P, C)  # (B, P, C)
+        return self.c_proj(y)
+
+
+class PerceptionBlock(nn.Module):
+    def __init__(self, n_embd: int, n_head: int):
+        super().__init__()
+        self.ln_q = nn.LayerNorm(n_embd)
+        self.ln_kv = nn.LayerNorm(n_embd)
+        self.attn = CrossAttention(n_embd, n_head)
+        self.ln_2 = nn.LayerNorm(n_embd)
+        self.mlp = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd))
+
+    def forward(self, x, kv, key_mask):
+        x = x + self.attn(self.ln_q(x), self.ln_kv(kv), key_mask)  # residual around cross-attention
+        x = x + self.mlp(self.ln_2(x))  # residual around the MLP
+        return x
+
+
+class Perception(nn.Module):
+    def __init__(self, n_embd: int, n_prefix: int = 4, n_layer: int = 1, n_head: int = 4):
+        super().__init__()
+        self.queries = nn.Parameter(torch.randn(n_prefix, n_embd) * 0.02)  # the P learnable query tokens
+        self.feat_proj = nn.Linear(N_FEATURES, n_embd)  # features become one extra key/value "token"
+        self.blocks = nn.ModuleList([PerceptionBlock(n_embd, n_head) for _ in range(n_layer)])
+        self.ln_f = nn.LayerNorm(n_embd)
+        # The soft prompt enters the student beside its token embeddings (std ~0.02 at init for GPT-2 style
+        # weights), so it starts small: a prefix of norm ~sqrt(C) would drown the question at first.
+        self.out_proj = nn.Linear(n_embd, n_embd)
+        nn.init.normal_(self.out_proj.weight, std=0.02)
+        nn.init.zeros_(self.out_proj.bias)
+        self.mode_head = nn.Linear(n_embd, 1)  # logit of "answer first" (post-thinking)
+
+    def forward(self, q_emb, q_mask, features):
+        """q_emb (B, T, C): the student's token embeddings of the question (not the template);
+        q_mask (B, T) bool, False at padding; features (B, N_FEATURES).
+        Returns prefix (B, P, C) for the student and post_logit (B,)."""
+        B = q_emb.size(0)
+        kv = torch.cat([self.feat_proj(features)[:, None, :], q_emb], dim=1)  # (B, 1+T, C)
+        kv_mask = torch.cat([torch.ones(B, 1, dtype=torch.bool, device=q_mask.device), q_mask], dim=1)
+        x = self.queries.expand(B, -1, -1)  # (B, P, C)
+        for block in self.blocks:
+            x = block(x, kv, kv_mask)
+        x = self.ln_f(x)
+        prefix = self.out_proj(x)  # (B, P, C)
+        post_logit = self.mode_head(x.mean(dim=1)).squeeze(-1)  # (B,)
+        return prefix, post_logit
+
+
+def soft_prompt(perception: Perception, student, q_ids, q_mask, features):
+    """Run the perception on a batch of questions. It reads the question through the student's own token
+    embedding table (wte), so it sees the same vocabulary the student does and trains that table too."""
+    q_emb = student.transformer.wte(q_ids)  # (B, Tq, C)
+    return perception(q_emb, q_mask, features)

@@ -8,10 +8,12 @@ HF's generate(use_cache=True). HF's model gets our weights, so all three must pr
     python bench.py                                 # GPT-2 124M, batch 4 x 256 tokens, best device
     python bench.py --n_layer=4 --steps=10 --device=cpu
     python bench.py --peak_flops=989e12             # also print MFU (here: H100 SXM, bf16 dense)
+    python bench.py --only=generate --gen_batch_size=8
 """
 
 import argparse
 import contextlib
+import os
 import time
 
 import torch
@@ -38,6 +40,7 @@ p.add_argument("--gen_rounds", type=int, default=3, help="timed generations per 
 p.add_argument("--compile", action="store_true", help="torch.compile the models for training")
 p.add_argument("--peak_flops", type=float, default=None, help="device peak FLOP/s for the dtype, to print MFU")
 p.add_argument("--no_hf", action="store_true", help="skip the transformers comparison")
+p.add_argument("--only", choices=["train", "generate"], default=None, help="run one of the two benchmarks")
 p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 p.add_argument("--seed", type=int, default=1337)
 args = p.parse_args()
@@ -100,82 +103,92 @@ print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads(
       f"{', compiled' if args.compile else ''}")
 print(f"model: {n_params / 1e6:.1f}M parameters ({args.n_layer} layers, {args.n_head} heads, {args.n_embd} wide, "
       f"vocab {args.vocab_size}, block {args.block_size})")
-
-# ---------------------------------------------------------------------------------------------- generation
-prompt = torch.randint(0, args.vocab_size, (args.gen_batch_size, args.prompt_len), device=args.device)
-gen = {
-    "ours, KV cache": lambda n: ours["sdpa"].generate(prompt, n, temperature=0),
-    "ours, no cache": lambda n: ours["sdpa"].generate(prompt, n, temperature=0, use_cache=False),
-}
-if hf is not None:
-    gen["HF generate (cache)"] = lambda n: hf.generate(prompt, max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                                                       use_cache=True)[:, args.prompt_len:].tolist()
-for m in [*ours.values(), hf]:
-    if m is not None:
-        m.eval()
-gen_s, gen_tokens = {name: [] for name in gen}, {}
-with torch.no_grad(), autocast:
-    for name, fn in gen.items():
-        fn(4)  # warm up
-    for r in range(args.gen_rounds):  # take turns; the best round counts (least disturbed by other load)
-        for name, fn in gen.items():
-            if r > 0 and name == "ours, no cache":
-                continue  # the slow reference: once is enough
-            sync()
-            t0 = time.perf_counter()
-            gen_tokens[name] = fn(args.new_tokens)
-            sync()
-            gen_s[name].append(time.perf_counter() - t0)
-gen_s = {name: min(t) for name, t in gen_s.items()}
+if hasattr(os, "getloadavg"):  # other processes on the machine slow every contender; say how busy it was
+    print(f"load average before: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
 
 # ---------------------------------------------------------------------------------------------- training
-B, T = args.batch_size, args.seq_len
-data = torch.randint(0, args.vocab_size, (B, T + 1), device=args.device)
-x, y = data[:, :-1], data[:, 1:]
-contenders = {f"ours, {impl}": m for impl, m in ours.items()}
-if hf is not None:
-    contenders["HF GPT2LMHeadModel"] = hf
-runs = {}
-for name, m in contenders.items():
-    m.train()
-    runs[name] = (torch.compile(m) if args.compile else m, make_optimizer(m), name.startswith("HF"), [])
+def bench_training():
+    B, T = args.batch_size, args.seq_len
+    data = torch.randint(0, args.vocab_size, (B, T + 1), device=args.device)
+    x, y = data[:, :-1], data[:, 1:]
+    contenders = {f"ours, {impl}": m for impl, m in ours.items()}
+    if hf is not None:
+        contenders["HF GPT2LMHeadModel"] = hf
+    runs = {}
+    for name, m in contenders.items():
+        m.train()
+        runs[name] = (torch.compile(m) if args.compile else m, make_optimizer(m), name.startswith("HF"), [])
+
+    def train_step(model, opt, is_hf):
+        with autocast:
+            # HF shifts the labels inside (loss on T-1 positions); ours takes the shifted targets (T positions).
+            loss = model(x, labels=x).loss if is_hf else model(x, targets=y)[1]
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for i in range(warmup + steps):  # take turns, one step each, so background load is shared fairly
+        for name, (model, opt, is_hf, times) in runs.items():
+            sync()
+            t0 = time.perf_counter()
+            train_step(model, opt, is_hf)
+            sync()
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+
+    print(f"\ntraining: batch {B} x {T} tokens, forward + backward + AdamW, {warmup} warmup + {steps} timed steps")
+    tps = {name: B * T * steps / sum(times) for name, (_, _, _, times) in runs.items()}
+    hf_tps = tps.get("HF GPT2LMHeadModel")
+    print(f"{'':22s} {'tokens/s':>10s} {'ms/step':>9s} {'vs HF':>7s}" + (f" {'MFU':>7s}" if args.peak_flops else ""))
+    for name, t in tps.items():
+        row = f"{name:22s} {t:10.0f} {1000 * B * T / t:9.1f}" + (f" {t / hf_tps:6.2f}x" if hf_tps else " " * 8)
+        if args.peak_flops:  # the same model FLOPs for all: they are the same architecture
+            row += f" {100 * ours['sdpa'].estimate_mfu(t, args.peak_flops, seq_len=T):6.2f}%"
+        print(row)
 
 
-def train_step(model, opt, is_hf):
+# ---------------------------------------------------------------------------------------------- generation
+@torch.no_grad()
+def bench_generation():
+    prompt = torch.randint(0, args.vocab_size, (args.gen_batch_size, args.prompt_len), device=args.device)
+    gen = {
+        "ours, KV cache": lambda n: ours["sdpa"].generate(prompt, n, temperature=0),
+        "ours, no cache": lambda n: ours["sdpa"].generate(prompt, n, temperature=0, use_cache=False),
+    }
+    if hf is not None:
+        gen["HF generate (cache)"] = lambda n: hf.generate(prompt, max_new_tokens=n, min_new_tokens=n,
+                                                           do_sample=False, use_cache=True)[:, args.prompt_len:].tolist()
+    for m in [*ours.values(), hf]:
+        if m is not None:
+            m.eval()
+    seconds, tokens = {name: [] for name in gen}, {}
     with autocast:
-        # HF shifts the labels inside (loss on T-1 positions); ours takes the shifted targets (T positions).
-        loss = model(x, labels=x).loss if is_hf else model(x, targets=y)[1]
-    loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
+        for fn in gen.values():
+            fn(4)  # warm up
+        for r in range(args.gen_rounds):  # take turns; the best round counts (least disturbed by other load)
+            for name, fn in gen.items():
+                if r > 0 and name == "ours, no cache":
+                    continue  # the slow reference: once is enough
+                sync()
+                t0 = time.perf_counter()
+                tokens[name] = fn(args.new_tokens)
+                sync()
+                seconds[name].append(time.perf_counter() - t0)
+
+    print(f"\ngeneration: {args.new_tokens} new tokens, greedy, batch {args.gen_batch_size}, {args.prompt_len}-token "
+          f"prompt, best of {args.gen_rounds} (no cache: 1); vs HF = its time / ours (>1: faster)")
+    best = {name: min(s) for name, s in seconds.items()}
+    hf_s = best.get("HF generate (cache)")
+    print(f"{'':22s} {'seconds':>10s} {'ms/step':>9s} {'vs HF':>7s}")  # a step: one new token for every row
+    for name, s in best.items():
+        print(f"{name:22s} {s:10.3f} {1000 * s / args.new_tokens:9.1f}" + (f" {hf_s / s:6.2f}x" if hf_s else ""))
+    same = all(t == tokens["ours, KV cache"] for t in tokens.values())
+    print(f"same tokens from all of them: {'yes' if same else 'NO'}")
 
 
-for i in range(warmup + steps):  # take turns, one step each, so background load is shared fairly
-    for name, (model, opt, is_hf, times) in runs.items():
-        sync()
-        t0 = time.perf_counter()
-        train_step(model, opt, is_hf)
-        sync()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-
-# ---------------------------------------------------------------------------------------------- report
-print(f"\ntraining: batch {B} x {T} tokens, forward + backward + AdamW, {warmup} warmup + {steps} timed steps")
-hf_tps = B * T * steps / sum(runs["HF GPT2LMHeadModel"][3]) if hf is not None else None
-print(f"{'':22s} {'tokens/s':>10s} {'ms/step':>9s} {'vs HF':>7s}" + (f" {'MFU':>7s}" if args.peak_flops else ""))
-for name, (_, _, _, times) in runs.items():
-    tps = B * T * steps / sum(times)
-    row = f"{name:22s} {tps:10.0f} {1000 * sum(times) / steps:9.1f}"
-    row += f" {tps / hf_tps:6.2f}x" if hf_tps else f" {'':>7s}"
-    if args.peak_flops:  # the same model FLOPs for all: they are the same architecture
-        row += f" {100 * ours['sdpa'].estimate_mfu(tps, args.peak_flops, seq_len=T):6.2f}%"
-    print(row)
-
-print(f"\ngeneration: {args.new_tokens} new tokens, greedy, batch {args.gen_batch_size}, {args.prompt_len}-token "
-      f"prompt, best of {args.gen_rounds} (no cache: 1); vs HF = its time / ours (>1: faster)")
-hf_s = gen_s.get("HF generate (cache)")
-print(f"{'':22s} {'seconds':>10s} {'ms/step':>9s} {'vs HF':>7s}")  # a step: one new token for every row
-for name, s in gen_s.items():
-    print(f"{name:22s} {s:10.3f} {1000 * s / args.new_tokens:9.1f}" + (f" {hf_s / s:6.2f}x" if hf_s else ""))
-same = all(t == gen_tokens["ours, KV cache"] for t in gen_tokens.values())
-print(f"same tokens from all of them: {'yes' if same else 'NO'}")
+if args.only != "generate":
+    bench_training()
+if args.only != "train":
+    bench_generation()
+if hasattr(os, "getloadavg"):
+    print(f"\nload average after: {os.getloadavg()[0]:.2f} (1 min)")

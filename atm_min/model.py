@@ -276,11 +276,12 @@ class GPT(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_dir, **overrides):
-        """Load a GPT-2 checkpoint in Hugging Face layout: a local directory with config.json and
-        model.safetensors or pytorch_model.bin (sharded *.index.json works too), or one of HF_GPT2_NAMES,
+        """Load a GPT-2 checkpoint in Hugging Face layout: a local directory (looked for first) with config.json
+        and model.safetensors or pytorch_model.bin (sharded *.index.json works too), or one of HF_GPT2_NAMES,
         which needs huggingface_hub and internet. overrides: dropout, attn_impl, and block_size no larger
         than the checkpoint's (the position table is cropped). HF's *_pdrop values are not used: dropout
-        defaults to 0.0 here; pass dropout=... to fine-tune with it. Bad input raises CheckpointError."""
+        defaults to 0.0 here; pass dropout=... to fine-tune with it. The parameters are fp32 whatever the
+        file's dtype (cast with .to() after loading). Bad input raises CheckpointError."""
         path = _checkpoint_dir(name_or_dir)
         hf = _read_hf_config(path)
         config = _config_from_hf(hf, overrides)

@@ -22,16 +22,16 @@ tokenizer = "bytes"
 tokenizer_path = ""
 n_layer = 2
 n_head = 4
-n_embd = 128
-block_size = 160       # the synthetic questions + rationales + answers fit well within this
+n_embd = 64
+block_size = 128       # the synthetic questions + rationales + answers fit well within this
 dropout = 0.0
 bias = True
 attn_impl = "sdpa"
 
 # optimisation: a from-scratch learning rate (fine-tuning GPT-2 uses ~100x less)
-batch_size = 64
+batch_size = 32
 grad_accum = 1
-max_iters = 600
+max_iters = 1000
 lr = 3e-3
 min_lr = 3e-4
 warmup_iters = 50
@@ -52,9 +52,9 @@ num_threads = 0        # 0 = torch's default
 
 # ATM: our choices (the paper does not publish these)
 folds = 5
-fold_iters = 0         # 0 = max_iters
+fold_iters = 600       # fewer steps than max_iters: the labels need the group-level signal, and 10 fold students dominate the run time
 label_rule = "prefer_post"
-label_default = "pre"
+label_default = "post"
 n_prefix = 4
 perc_layers = 1
 perc_heads = 4

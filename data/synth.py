@@ -37,40 +37,38 @@ class SynthConfig:
     n_train: int = 3000          # questions generated for training (fewer remain after the filter)
     n_test: int = 600
     multistep_frac: float = 0.5  # share of multistep questions; the rest are direct
-    multistep_min: int = 2       # digits per multistep question
-    multistep_max: int = 5
-    direct_min: int = 3          # variables per direct question
-    direct_max: int = 5
+    multistep_min: int = 3       # operations per multistep question
+    multistep_max: int = 6
+    direct_min: int = 4          # digits per direct question (4, 6, ..., max)
+    direct_max: int = 8
     slip_rate: float = 1.0       # how often the teacher makes its systematic slip on a slippable line
     noise_rate: float = 0.0      # chance of a random arithmetic slip per multistep step (mostly filtered out)
 
 
 def multistep_example(rng: random.Random, n: int, cfg: SynthConfig):
-    digits = [rng.randrange(10) for _ in range(n)]
-    question = f"What is {'+'.join(map(str, digits))} mod 10?"
-    acc, steps = digits[0], []
-    for d in digits[1:]:
-        new = (acc + d) % 10
+    start = rng.randrange(10)
+    ops = [rng.choice("id") for _ in range(n)]  # i: add 1, d: double (both mod 10)
+    question = f"Start at {start}, apply {' '.join(ops)}: result?"
+    value, values, gold = start, [], start
+    for op in ops:
+        gold = (gold + 1) % 10 if op == "i" else (gold * 2) % 10
+        value = (value + 1) % 10 if op == "i" else (value * 2) % 10
         if rng.random() < cfg.noise_rate:
-            new = (new + rng.choice([1, 9])) % 10  # off by one: the teacher's arithmetic slip
-        steps.append(f"{acc}+{d}={new}")
-        acc = new
-    gold = sum(digits) % 10
-    rationale = ", ".join(steps) + f". The last digit is {acc}."
-    return question, rationale, str(acc), str(gold)
+            value = (value + 1) % 10  # an arithmetic slip (the filter removes most of these)
+        values.append(value)
+    rationale = f"Step by step: {', '.join(map(str, values))}. The result is {value}."
+    return question, rationale, str(value), str(gold)
 
 
 def direct_example(rng: random.Random, n: int, cfg: SynthConfig):
-    names = rng.sample(VAR_NAMES, n)
-    values = rng.sample(range(10), n)  # distinct, so that a slip always changes the value
+    values = [rng.randrange(10) for _ in range(n)]
     asked = rng.randrange(n)
-    question = ", ".join(f"{k}={v}" for k, v in zip(names, values)) + f". What is {names[asked]}?"
+    question = f"Number {asked + 1} in {' '.join(map(str, values))}?"
     told = list(values)
-    for i in range(1, n, 2):  # every second line: the teacher copies the value from the line above
-        if rng.random() < cfg.slip_rate:
+    for i in range(1, n):  # after a big digit (5-9) the teacher writes it again instead of the next one
+        if values[i - 1] >= 5 and rng.random() < cfg.slip_rate:
             told[i] = values[i - 1]
-    lines = ", ".join(f"{k} is {v}" for k, v in zip(names, told))
-    rationale = f"The values are {lines}. We want {names[asked]}, and {names[asked]} is {told[asked]}."
+    rationale = f"In order: {', '.join(map(str, told))}. Number {asked + 1} is {told[asked]}."
     return question, rationale, str(told[asked]), str(values[asked])
 
 
@@ -80,16 +78,16 @@ def make_split(rng: random.Random, n_questions: int, cfg: SynthConfig, split: st
         if rng.random() < cfg.multistep_frac:
             n = rng.randint(cfg.multistep_min, cfg.multistep_max)
             q, r, teacher, gold = multistep_example(rng, n, cfg)
-            group = f"multistep/{n}"
+            group, answer_type = f"multistep/{n}", "number"
         else:
-            n = rng.randint(cfg.direct_min, cfg.direct_max)
+            n = rng.choice(range(cfg.direct_min, cfg.direct_max + 1, 2))
             q, r, teacher, gold = direct_example(rng, n, cfg)
-            group = f"direct/{n}"
+            group, answer_type = f"direct/{n}", "number"
         if only_correct and teacher != gold:
             dropped += 1
             continue
         examples.append({"id": f"synth-{split}-{i}", "question": q, "rationale": r, "answer": gold,
-                         "answer_type": "number", "group": group})
+                         "answer_type": answer_type, "group": group})
     return examples, dropped
 
 

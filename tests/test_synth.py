@@ -1,0 +1,74 @@
+"""The built-in synthetic suite: deterministic, valid, small, and built the way data/README.md says."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from atm_min.answers import is_correct
+from atm_min.examples import load_split
+from atm_min.formats import length_report
+from atm_min.tokenizer import byte_tokenizer
+from data.synth import SynthConfig, direct_example, generate, multistep_example, write_suite
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_same_seed_same_files(tmp_path):
+    for name in ("a", "b"):
+        subprocess.run([sys.executable, "data/synth.py", "--seed", "7", "--n_train", "300", "--n_test", "50",
+                        "--out", str(tmp_path / name)], cwd=ROOT, check=True, capture_output=True)
+    for f in ("train.jsonl", "test.jsonl"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+    write_suite(SynthConfig(seed=8, n_train=300, n_test=50), str(tmp_path / "c"), verbose=False)
+    assert (tmp_path / "a" / "train.jsonl").read_bytes() != (tmp_path / "c" / "train.jsonl").read_bytes()
+
+
+def test_suite_is_valid_and_fits_a_small_context(tmp_path):
+    write_suite(SynthConfig(seed=0), str(tmp_path), verbose=False)
+    train, test = load_split(tmp_path)  # the project's own validator accepts every line
+    groups = {ex.group.split("/")[0] for ex in train + test}
+    assert groups == {"multistep", "direct"}
+    lengths, too_long = length_report(byte_tokenizer(), train + test, block_size=128, prefix_len=4)
+    assert not too_long and max(max(v) for v in lengths.values()) <= 124
+
+
+def test_only_correct_filter_applies_to_train_not_test():
+    train, test, dropped = generate(SynthConfig(seed=1, n_train=600, n_test=300))
+    assert dropped > 0 and len(train) + dropped == 600 and len(test) == 300
+    # every kept teacher rationale ends in the gold answer; some test rationales do not (the slip)
+    assert all(r["rationale"].endswith(f" {r['answer']}.") for r in train)
+    assert any(not r["rationale"].endswith(f" {r['answer']}.") for r in test)
+
+
+def test_multistep_rationale_is_the_step_by_step_computation():
+    import random
+    q, r, teacher, gold = multistep_example(random.Random(0), 4, SynthConfig())
+    start = int(q.split()[2].rstrip(","))
+    ops = q.split("apply ")[1].split(":")[0].split()
+    v, steps = start, []
+    for op in ops:
+        v = (v + 1) % 10 if op == "i" else (2 * v) % 10
+        steps.append(str(v))
+    assert r == f"Step by step: {', '.join(steps)}. The result is {v}." and teacher == gold == str(v)
+
+
+def test_direct_slip_is_systematic_and_filtered():
+    import random
+    rng = random.Random(3)
+    for _ in range(200):
+        q, r, teacher, gold = direct_example(rng, 6, SynthConfig(slip_rate=1.0))
+        digits = [int(d) for d in q.split(" in ")[1].rstrip("?").split()]
+        told = [int(d) for d in r.split(": ")[1].split(". ")[0].split(", ")]
+        for i in range(1, len(digits)):  # after a big digit the teacher repeats it, otherwise copies
+            assert told[i] == (digits[i - 1] if digits[i - 1] >= 5 else digits[i])
+        k = int(q.split()[1]) - 1
+        assert gold == str(digits[k]) and teacher == str(told[k])
+    clean = direct_example(random.Random(3), 6, SynthConfig(slip_rate=0.0))
+    assert clean[2] == clean[3]
+
+
+def test_answers_score_with_the_project_extractor():
+    train, _, _ = generate(SynthConfig(seed=2, n_train=100, n_test=10))
+    for r in train:
+        assert is_correct(f"Reasoning: {r['rationale']} Answer: {r['answer']}", r["answer"], r["answer_type"])
+        assert is_correct(f"Answer: {r['answer']}\n", r["answer"], r["answer_type"])

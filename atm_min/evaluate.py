@@ -19,35 +19,47 @@ from .perception import soft_prompt
 
 
 @torch.no_grad()
-def generate_answers(student, tok, examples, device, batch_size=256, max_new_tokens=96, perception=None,
-                     explain=False, ctx=None):
-    """Greedy answers for every example. Returns one record per example (same order):
-    {id, group, text, mode, correct, new_tokens, p_post}. mode is read from the first generated tokens
-    ("pre" if the student starts with its reasoning, "post" if with the answer, None if neither)."""
+def generate_texts(student, tok, questions, device, batch_size=256, max_new_tokens=96, perception=None,
+                   explain=False, ctx=None, temperature=0.0, top_k=None, generator=None):
+    """Continue the prompt of every raw question string (greedy with temperature=0). Returns one dict per
+    question, in input order: {text, new_tokens, p_post, ms}; p_post is the perception's probability of answering
+    first (None without a perception), ms the wall time of the question's batch divided by its size."""
     student.eval()
     if perception is not None:
         perception.eval()
     stop_ids = [tok.eot_id] if explain else [tok.eot_id] + tok.newline_ids
     # Similar prompt lengths in one batch waste less compute on padding; results go back in input order.
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i].question))
-    records = [None] * len(examples)
+    order = sorted(range(len(questions)), key=lambda i: len(questions[i]))
+    results = [None] * len(questions)
     for start in range(0, len(order), batch_size):
-        chunk = [examples[i] for i in order[start:start + batch_size]]
-        idx, pad_mask = pad_left([tok.encode(format_prompt(ex.question)) for ex in chunk], tok.eot_id, device)
+        t0 = time.perf_counter()
+        chunk = [questions[i] for i in order[start:start + batch_size]]
+        idx, pad_mask = pad_left([tok.encode(format_prompt(q)) for q in chunk], tok.eot_id, device)
         prefix, p_post = None, [None] * len(chunk)
         with ctx if ctx is not None else torch.autocast(device_type="cpu", enabled=False):
             if perception is not None:
-                q_rows, f_rows = zip(*(question_inputs(tok, ex.question) for ex in chunk))
+                q_rows, f_rows = zip(*(question_inputs(tok, q) for q in chunk))
                 prefix, logit = soft_prompt(perception, student, *perception_inputs(q_rows, f_rows, device))
                 p_post = torch.sigmoid(logit.float()).tolist()
-            outs = student.generate(idx, max_new_tokens, temperature=0, stop_ids=stop_ids, prefix_embeds=prefix,
-                                    pad_mask=pad_mask)
-        for j, (ex, out) in enumerate(zip(chunk, outs)):
-            text = tok.decode(out)
-            records[order[start + j]] = dict(
-                id=ex.id, group=ex.group, text=text, mode=parse_output(text)[0],
-                correct=bool(is_correct(text, ex.answer, ex.answer_type)), new_tokens=len(out), p_post=p_post[j])
-    return records
+            outs = student.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, stop_ids=stop_ids,
+                                    prefix_embeds=prefix, pad_mask=pad_mask, generator=generator)
+        ms = 1000 * (time.perf_counter() - t0) / len(chunk)  # generate() ends with a host copy: the time is real
+        for j, out in enumerate(outs):
+            results[order[start + j]] = dict(text=tok.decode(out), new_tokens=len(out), p_post=p_post[j], ms=ms)
+    return results
+
+
+def generate_answers(student, tok, examples, device, batch_size=256, max_new_tokens=96, perception=None,
+                     explain=False, ctx=None):
+    """Greedy answers for every example. Returns one record per example (same order):
+    {id, group, text, mode, correct, new_tokens, p_post}. mode is read from the first generated tokens
+    ("pre" if the student starts with its reasoning, "post" if with the answer, None if neither)."""
+    outs = generate_texts(student, tok, [ex.question for ex in examples], device, batch_size, max_new_tokens,
+                          perception=perception, explain=explain, ctx=ctx)
+    return [dict(id=ex.id, group=ex.group, text=o["text"], mode=parse_output(o["text"])[0],
+                 correct=bool(is_correct(o["text"], ex.answer, ex.answer_type)), new_tokens=o["new_tokens"],
+                 p_post=o["p_post"])
+            for ex, o in zip(examples, outs)]
 
 
 def timed_answers(*args, **kwargs):

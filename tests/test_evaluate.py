@@ -1,0 +1,145 @@
+"""Evaluation: the summary numbers, the table, and batched generation on a tiny random student."""
+
+import pytest
+import torch
+
+from atm_min.evaluate import format_table, generate_answers, generate_texts, summarize, timed_answers
+from atm_min.examples import Example
+from atm_min.model import GPT, GPTConfig
+from atm_min.perception import Perception
+from atm_min.tokenizer import byte_tokenizer
+
+TOK = byte_tokenizer()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy CPU their spin-waits make each op 10-100x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def rec(group, correct, mode, new_tokens):
+    return dict(id=f"r{id(object())}", group=group, text="", mode=mode, correct=correct, new_tokens=new_tokens,
+                p_post=None)
+
+
+RECORDS = [
+    rec("multistep/3", True, "pre", 30),
+    rec("multistep/3", False, "post", 10),
+    rec("multistep/5", True, "pre", 50),
+    rec("direct/4", True, "post", 6),
+    rec(None, False, None, 20),  # no group: counted overall only
+]
+
+
+def test_summarize_numbers():
+    s = summarize(RECORDS, 12.5)
+    assert s["n"] == 5 and s["accuracy"] == pytest.approx(3 / 5)
+    assert s["post_fraction"] == pytest.approx(2 / 5)
+    assert s["avg_new_tokens"] == pytest.approx((30 + 10 + 50 + 6 + 20) / 5)
+    assert s["ms_per_question"] == 12.5
+    g = s["by_group"]
+    # both levels of detail: "multistep/3" is also counted under "multistep"
+    assert set(g) == {"multistep", "multistep/3", "multistep/5", "direct", "direct/4"}
+    assert g["multistep"] == dict(accuracy=pytest.approx(2 / 3), n=3, post_fraction=pytest.approx(1 / 3),
+                                  avg_new_tokens=pytest.approx(30.0))
+    assert g["multistep/3"] == dict(accuracy=0.5, n=2, post_fraction=0.5, avg_new_tokens=20.0)
+    assert g["direct/4"] == g["direct"] == dict(accuracy=1.0, n=1, post_fraction=1.0, avg_new_tokens=6.0)
+    assert "ms_per_question" not in g["multistep"]  # time is measured per run, not per group
+
+
+def test_format_table_contains_each_mechanism_and_group():
+    results = {"pre": summarize(RECORDS, 10.0), "post": summarize(RECORDS[:2], 3.0), "atm": summarize(RECORDS, 7.0)}
+    table = format_table(results)
+    head = table.splitlines()[0]
+    for m in ("pre", "post", "atm"):
+        assert f"{m} acc" in head and f"{m} post%" in head and f"{m} tok" in head
+    lines = {ln.split()[0]: ln for ln in table.splitlines()[2:]}
+    assert {"multistep", "multistep/3", "direct/4", "ALL", "ms/question"} <= set(lines)
+    assert "0.600" in lines["ALL"] and "0.500" in lines["ALL"]  # pre/atm overall, post overall
+    assert "10.00" in lines["ms/question"] and "3.00" in lines["ms/question"]
+    # post has no direct/4 record: its cells stay blank instead of failing
+    assert len(lines["direct/4"].split()) == 1 + 2 * 3
+
+
+# ------------------------------------------------------------------------------------------------ generation
+
+def tiny_student(seed=0):
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(block_size=96, vocab_size=TOK.vocab_size, n_layer=1, n_head=2, n_embd=32))
+    with torch.no_grad():  # sharper logits than GPT-2's init: greedy choices are clear-cut, not near-ties
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.5)
+    return model.eval()
+
+
+QUESTIONS = ["Start at 3, apply i d i: result?", "Number 2 in 4 7 1?", "Hi?", "What is 12 + 30 in total?"]
+EXAMPLES = [Example(id=f"q{i}", question=q, rationale="r", answer=str(i), answer_type="number", group=f"g/{i}")
+            for i, q in enumerate(QUESTIONS)]
+
+
+def test_generate_answers_one_record_per_example_in_order():
+    model = tiny_student()
+    recs = generate_answers(model, TOK, EXAMPLES, "cpu", batch_size=3, max_new_tokens=12)
+    assert [r["id"] for r in recs] == [e.id for e in EXAMPLES]
+    assert [r["group"] for r in recs] == [e.group for e in EXAMPLES]
+    for r in recs:
+        assert set(r) == {"id", "group", "text", "mode", "correct", "new_tokens", "p_post"}
+        assert 1 <= r["new_tokens"] <= 12 and r["p_post"] is None and isinstance(r["correct"], bool)
+    # Batching and sorting by length do not change what each question gets (greedy, padding masked).
+    alone = [generate_answers(model, TOK, [e], "cpu", max_new_tokens=12)[0] for e in EXAMPLES]
+    assert [r["text"] for r in recs] == [a["text"] for a in alone]
+
+
+def test_generate_answers_stops_at_newline_unless_explain():
+    # A student that always writes a newline: without explain generation ends at once, with it only
+    # <|endoftext|> stops it (here: never, so it runs to the budget).
+    model = tiny_student()
+    nl = TOK.newline_ids[0]
+    with torch.no_grad():
+        model.transformer.ln_f.weight.zero_()  # the final hidden state is ln_f's bias, whatever the input ...
+        model.transformer.ln_f.bias.fill_(1.0)
+        model.lm_head.weight.zero_()  # ... and only the newline's output row is not orthogonal to it
+        model.lm_head.weight[nl] = 1.0
+    recs = generate_answers(model, TOK, EXAMPLES[:2], "cpu", max_new_tokens=10)
+    assert [r["text"] for r in recs] == ["\n", "\n"] and [r["new_tokens"] for r in recs] == [1, 1]
+    recs = generate_answers(model, TOK, EXAMPLES[:2], "cpu", max_new_tokens=10, explain=True)
+    assert [r["text"] for r in recs] == ["\n" * 10] * 2
+
+
+def test_generate_answers_reads_mode_and_scores():
+    """Force a student to write a fixed text ("Answer: 1\\n..."): mode post, right only where gold is 1."""
+    model = tiny_student()
+    script = TOK.encode("Answer: 1\n")
+
+    def fake_generate(idx, max_new_tokens, **kw):
+        return [list(script) for _ in range(idx.size(0))]
+
+    model.generate = fake_generate
+    recs = generate_answers(model, TOK, EXAMPLES, "cpu")
+    assert [r["mode"] for r in recs] == ["post"] * 4
+    assert [r["correct"] for r in recs] == [False, True, False, False]  # gold answers are "0", "1", "2", "3"
+    s = summarize(recs, 1.0)
+    assert s["accuracy"] == 0.25 and s["post_fraction"] == 1.0
+
+
+def test_generate_with_perception_and_raw_questions():
+    model = tiny_student()
+    torch.manual_seed(1)
+    perc = Perception(32, n_prefix=2, n_layer=1, n_head=2)
+    recs, ms = timed_answers(model, TOK, EXAMPLES, "cpu", 2, 8, perception=perc)
+    assert ms > 0 and all(0 < r["p_post"] < 1 for r in recs)
+    outs = generate_texts(model, TOK, QUESTIONS, "cpu", 2, 8, perception=perc)
+    assert [o["text"] for o in outs] == [r["text"] for r in recs]  # the same helper underneath
+    assert [o["p_post"] for o in outs] == pytest.approx([r["p_post"] for r in recs])
+    assert all(o["ms"] > 0 for o in outs)
+    # sampling: reproducible with a seeded generator
+    a = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8, temperature=1.0, top_k=5,
+                       generator=torch.Generator().manual_seed(0))
+    b = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8, temperature=1.0, top_k=5,
+                       generator=torch.Generator().manual_seed(0))
+    assert [o["text"] for o in a] == [o["text"] for o in b]

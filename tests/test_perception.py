@@ -1,0 +1,135 @@
+"""The perception module: shapes, padding, features, and that it is wired into the student (gradients, prefix)."""
+
+import pytest
+import torch
+
+from atm_min.batches import perception_inputs, question_inputs
+from atm_min.model import GPT, GPTConfig
+from atm_min.perception import N_FEATURES, Perception, question_features, soft_prompt
+from atm_min.tokenizer import byte_tokenizer
+
+C, P = 32, 3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy CPU their spin-waits make each op 10-100x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def perception(seed=0, **kw):
+    torch.manual_seed(seed)
+    m = Perception(C, n_prefix=P, n_layer=2, n_head=4, **kw)
+    # out_proj starts at std 0.02 so the prefix is small; a larger scale makes differences easy to see
+    with torch.no_grad():
+        m.out_proj.weight.normal_(0, 0.5)
+    return m.eval()
+
+
+def student(seed=0, block_size=64):
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(block_size=block_size, vocab_size=257, n_layer=1, n_head=2, n_embd=C)).eval()
+
+
+def inputs(B=4, T=7, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    q_emb = torch.randn(B, T, C, generator=g)
+    lengths = torch.tensor([T, T - 2, 1, T - 4])[:B]
+    q_mask = torch.arange(T)[None, :] < lengths[:, None]  # right padding, as perception_inputs makes it
+    feats = torch.rand(B, N_FEATURES, generator=g)
+    return q_emb, q_mask, feats
+
+
+def test_output_shapes():
+    prefix, logit = perception()(*inputs())
+    assert prefix.shape == (4, P, C) and logit.shape == (4,)
+    assert torch.isfinite(prefix).all() and torch.isfinite(logit).all()
+
+
+def test_padding_is_masked():
+    """Whatever sits at padded positions cannot change the output: attention never looks there."""
+    m = perception()
+    q_emb, q_mask, feats = inputs()
+    prefix, logit = m(q_emb, q_mask, feats)
+    noisy = q_emb.clone()
+    noisy[~q_mask] = torch.randn(int((~q_mask).sum()), C) * 100
+    prefix2, logit2 = m(noisy, q_mask, feats)
+    assert torch.allclose(prefix, prefix2, atol=1e-6) and torch.allclose(logit, logit2, atol=1e-6)
+    # ...while a real position does change it (the test above is not vacuous)
+    noisy[0, 0] = torch.randn(C)  # (not a constant shift: the LayerNorm on the keys would remove that)
+    prefix3, _ = m(noisy, q_mask, feats)
+    assert not torch.allclose(prefix[0], prefix3[0], atol=1e-4)
+    assert torch.allclose(prefix[1:], prefix3[1:], atol=1e-6)  # rows are independent
+
+
+def test_padding_length_does_not_matter():
+    """The same question padded to a longer batch gives the same prefix (as in a batch of mixed lengths)."""
+    m = perception()
+    q_emb, q_mask, feats = inputs(B=1)
+    longer = torch.cat([q_emb, torch.randn(1, 5, C)], dim=1)
+    longer_mask = torch.cat([q_mask, torch.zeros(1, 5, dtype=torch.bool)], dim=1)
+    a, la = m(q_emb, q_mask, feats)
+    b, lb = m(longer, longer_mask, feats)
+    assert torch.allclose(a, b, atol=1e-6) and torch.allclose(la, lb, atol=1e-6)
+
+
+def test_features_matter():
+    m = perception()
+    q_emb, q_mask, feats = inputs()
+    prefix, logit = m(q_emb, q_mask, feats)
+    prefix2, logit2 = m(q_emb, q_mask, feats + 1.0)
+    assert not torch.allclose(prefix, prefix2, atol=1e-4)
+    assert not torch.allclose(logit, logit2, atol=1e-4)
+
+
+def test_question_features():
+    f = question_features("Number 3 in 4 5 6 7?")
+    assert len(f) == N_FEATURES and all(0 <= x < 2 for x in f)
+    longer = question_features("Number 3 in 4 5 6 7 8 9 1 2 3 4 5 6?")
+    assert all(b > a for a, b in zip(f, longer))  # more words, characters and numbers
+    assert question_features("no digits here")[2] == 0.0
+
+
+def test_gradients_reach_queries_and_student_embeddings():
+    """The aux loss and the LM loss both train the queries and, through soft_prompt, the student's wte."""
+    tok = byte_tokenizer()
+    gpt, m = student(), perception()
+    m.train()
+    rows, feats = zip(*(question_inputs(tok, q) for q in ["Start at 3, apply i d: result?", "Number 2 in 1 2 3?"]))
+    prefix, logit = soft_prompt(m, gpt, *perception_inputs(rows, feats, "cpu"))
+    # the aux classification loss alone:
+    torch.nn.functional.binary_cross_entropy_with_logits(logit, torch.tensor([1.0, 0.0])).backward()
+    assert m.queries.grad is not None and m.queries.grad.abs().sum() > 0
+    used = sorted({t for r in rows for t in r})
+    wte_grad = gpt.transformer.wte.weight.grad
+    assert wte_grad is not None and wte_grad[used].abs().sum() > 0
+    unused = [t for t in range(257) if t not in used]
+    assert wte_grad[unused].abs().sum() == 0  # only the question's tokens are read
+    # the LM loss through the prefix:
+    m.zero_grad(), gpt.zero_grad()
+    prefix, _ = soft_prompt(m, gpt, *perception_inputs(rows, feats, "cpu"))
+    idx = torch.randint(0, 257, (2, 10))
+    _, loss = gpt(idx, idx, prefix_embeds=prefix)
+    loss.backward()
+    assert m.queries.grad.abs().sum() > 0 and m.out_proj.weight.grad.abs().sum() > 0
+
+
+def test_student_logits_shape_unchanged_by_prefix():
+    gpt, m = student(), perception()
+    idx = torch.randint(0, 257, (4, 9))
+    prefix, _ = m(*inputs())
+    logits, _ = gpt(idx, prefix_embeds=prefix)
+    plain, _ = gpt(idx)
+    assert logits.shape == plain.shape == (4, 9, 257)  # the prefix takes positions, but produces no logits
+    assert not torch.allclose(logits, plain, atol=1e-4)  # and it does steer the student
+
+
+def test_prefix_counts_against_the_context():
+    gpt, m = student(block_size=10), perception()
+    prefix, _ = m(*inputs(B=1))
+    gpt(torch.zeros(1, 10 - P, dtype=torch.long), prefix_embeds=prefix)  # fits exactly
+    with pytest.raises(ValueError, match="block_size"):
+        gpt(torch.zeros(1, 10 - P + 1, dtype=torch.long), prefix_embeds=prefix)

@@ -211,8 +211,10 @@ def train_run(cfg: TrainConfig, rt: Runtime, tok, examples, modes, ckpt_path: st
                 with (model.no_sync() if rt.world > 1 and not sync else nullcontext()), rt.ctx:
                     loss, lm_loss, aux = model(**batch, aux_weight=cfg.aux_weight)
                 if not torch.isfinite(loss):
-                    raise TrainingError(f"{desc}: the loss became {loss.item()} at step {it}; the last good "
-                                        f"checkpoint is kept at {ckpt_path} (try a lower --lr)")
+                    kept = (f"the last good checkpoint is kept at {ckpt_path}" if os.path.exists(ckpt_path) else
+                            f"no checkpoint had been saved yet (one is written every save_interval_s)")
+                    raise TrainingError(f"{desc}: the loss became {loss.item()} at step {it}; {kept} "
+                                        f"(try a lower --lr)")
                 loss = loss / cfg.grad_accum
                 (rt.scaler.scale(loss) if rt.scaler else loss).backward()
             if rt.scaler:

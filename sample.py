@@ -94,8 +94,8 @@ def load_model(path: str, device: str, tokenizer_path: str = ""):
                                 saved["perc_heads"]) if ck["atm"] else None
         Learner(student, perception).load_state_dict(ck["learner"])
     except (TypeError, ValueError, RuntimeError) as e:  # unknown model_args, shape or key mismatch
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SampleError(f"{path} does not match this code's model: {first}") from e
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()][:2]  # torch's says which tensor
+        raise SampleError(f"{path} does not match this code's model: {' '.join(lines) or type(e).__name__}") from e
     try:
         tok = get_tokenizer(ck["tokenizer"], tokenizer_path or saved.get("tokenizer_path") or None)
     except (RuntimeError, FileNotFoundError, ValueError) as e:  # e.g. GPT-2 BPE offline without --tokenizer_path
@@ -117,17 +117,20 @@ def read_questions(args):
         return [args.question], None, ["--question"]
     if not os.path.isfile(args.file):
         raise SampleError(f"--file {args.file}: no such file")
-    if args.file.endswith(".jsonl"):
-        examples = load_examples(args.file)  # validates the schema; DataError names the bad lines
-        if not examples:
-            raise SampleError(f"{args.file}: no examples")
-        return [ex.question for ex in examples], examples, [f"{args.file} id {ex.id}" for ex in examples]
-    questions, where = [], []
-    with open(args.file, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if line.strip():  # blank lines separate nothing: skip them, but count them in line numbers
-                questions.append(line.rstrip("\n"))
-                where.append(f"{args.file} line {n}")
+    try:
+        if args.file.endswith(".jsonl"):
+            examples = load_examples(args.file)  # validates the schema; DataError names the bad lines
+            if not examples:
+                raise SampleError(f"{args.file}: no examples")
+            return [ex.question for ex in examples], examples, [f"{args.file} id {ex.id}" for ex in examples]
+        questions, where = [], []
+        with open(args.file, encoding="utf-8") as f:
+            for n, line in enumerate(f, start=1):
+                if line.strip():  # blank lines separate nothing: skip them, but count them in line numbers
+                    questions.append(line.rstrip("\n"))
+                    where.append(f"{args.file} line {n}")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SampleError(f"--file {args.file}: cannot read it ({e})") from e
     if not questions:
         raise SampleError(f"{args.file}: no questions (one per line)")
     return questions, None, where

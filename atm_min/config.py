@@ -92,7 +92,7 @@ class TrainConfig:
     num_threads: int = 0           # torch CPU threads; 0 = torch's default
     # ATM. These are OUR choices: the paper does not publish its perception or labelling hyper-parameters.
     folds: int = 5                 # k-fold cross-labelling: each fold's pre/post students label the held-out part
-    fold_iters: int = 600          # optimiser steps for each fold's students; 0 = same as max_iters
+    fold_iters: int = 0            # optimiser steps for each fold's students; 0 = same as max_iters
     # label_rule turns the fold students' correctness on an example into its pre/post label:
     #   "prefer_post": post if the post student is right, else pre if the pre student is right, else label_default
     #   "prefer_pre":  pre if the pre student is right, else post if the post student is right, else label_default

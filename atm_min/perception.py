@@ -103,6 +103,8 @@ class Perception(nn.Module):
 
 def soft_prompt(perception: Perception, student, q_ids, q_mask, features):
     """Run the perception on a batch of questions. It reads the question through the student's own token
-    embedding table (wte), so it sees the same vocabulary the student does and trains that table too."""
-    q_emb = student.transformer.wte(q_ids)  # (B, Tq, C)
+    embedding table (wte), so it sees the same vocabulary the student does. The embeddings are detached: the
+    perception's classification loss on (noisy) k-fold labels must not pull the student's vocabulary around;
+    the student's own loss still trains the perception through the soft prompt."""
+    q_emb = student.transformer.wte(q_ids).detach()  # (B, Tq, C)
     return perception(q_emb, q_mask, features)

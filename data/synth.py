@@ -38,9 +38,9 @@ class SynthConfig:
     n_test: int = 600
     multistep_frac: float = 0.5  # share of multistep questions; the rest are direct
     multistep_min: int = 3       # operations per multistep question
-    multistep_max: int = 6
-    direct_min: int = 4          # digits per direct question (4, 6, ..., max)
-    direct_max: int = 8
+    multistep_max: int = 5
+    direct_min: int = 3          # digits per direct question
+    direct_max: int = 6
     slip_rate: float = 1.0       # how often the teacher makes its systematic slip on a slippable line
     noise_rate: float = 0.0      # chance of a random arithmetic slip per multistep step (mostly filtered out)
 
@@ -80,7 +80,7 @@ def make_split(rng: random.Random, n_questions: int, cfg: SynthConfig, split: st
             q, r, teacher, gold = multistep_example(rng, n, cfg)
             group, answer_type = f"multistep/{n}", "number"
         else:
-            n = rng.choice(range(cfg.direct_min, cfg.direct_max + 1, 2))
+            n = rng.randint(cfg.direct_min, cfg.direct_max)
             q, r, teacher, gold = direct_example(rng, n, cfg)
             group, answer_type = f"direct/{n}", "number"
         if only_correct and teacher != gold:

@@ -93,8 +93,9 @@ def test_question_features():
     assert question_features("no digits here")[2] == 0.0
 
 
-def test_gradients_reach_queries_and_student_embeddings():
-    """The aux loss and the LM loss both train the queries and, through soft_prompt, the student's wte."""
+def test_aux_loss_trains_the_perception_but_not_the_student_embeddings():
+    """The aux classification loss trains the queries; the question embeddings it reads are detached, so it
+    cannot pull the student's vocabulary around (the LM loss still reaches the perception via the prefix)."""
     tok = byte_tokenizer()
     gpt, m = student(), perception()
     m.train()
@@ -103,11 +104,8 @@ def test_gradients_reach_queries_and_student_embeddings():
     # the aux classification loss alone:
     torch.nn.functional.binary_cross_entropy_with_logits(logit, torch.tensor([1.0, 0.0])).backward()
     assert m.queries.grad is not None and m.queries.grad.abs().sum() > 0
-    used = sorted({t for r in rows for t in r})
     wte_grad = gpt.transformer.wte.weight.grad
-    assert wte_grad is not None and wte_grad[used].abs().sum() > 0
-    unused = [t for t in range(257) if t not in used]
-    assert wte_grad[unused].abs().sum() == 0  # only the question's tokens are read
+    assert wte_grad is None or wte_grad.abs().sum() == 0
     # the LM loss through the prefix:
     m.zero_grad(), gpt.zero_grad()
     prefix, _ = soft_prompt(m, gpt, *perception_inputs(rows, feats, "cpu"))

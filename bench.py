@@ -145,6 +145,8 @@ def bench_training():
         if args.peak_flops:  # the same model FLOPs for all: they are the same architecture
             row += f" {100 * ours['sdpa'].estimate_mfu(t, args.peak_flops, seq_len=T):6.2f}%"
         print(row)
+    if str(args.device).startswith("cuda"):  # every contender lives in this process: use --no_hf for ours alone
+        print(f"peak GPU memory allocated: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
 
 
 # ---------------------------------------------------------------------------------------------- generation

@@ -12,13 +12,6 @@ from atm_min.tokenizer import byte_tokenizer
 TOK = byte_tokenizer()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy CPU their spin-waits make each op 10-100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def rec(group, correct, mode, new_tokens):

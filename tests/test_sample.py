@@ -24,13 +24,6 @@ TRAIN = ["--n_layer=1", "--n_embd=32", "--n_head=2", "--perc_heads=2", "--n_pref
          "--dtype=float32", "--num_threads=1", "--baselines=false"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy CPU their spin-waits make each op 10-100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

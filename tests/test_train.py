@@ -25,13 +25,6 @@ TOK = byte_tokenizer()
 STAT_KEYS = {"accuracy", "n", "post_fraction", "avg_new_tokens"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy CPU their spin-waits make each op 10-100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

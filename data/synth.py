@@ -39,8 +39,8 @@ class SynthConfig:
     multistep_frac: float = 0.5  # share of multistep questions; the rest are direct
     multistep_min: int = 3       # operations per multistep question
     multistep_max: int = 5
-    direct_min: int = 3          # digits per direct question
-    direct_max: int = 6
+    direct_min: int = 4          # digits per direct question
+    direct_max: int = 8
     slip_rate: float = 1.0       # how often the teacher makes its systematic slip on a slippable line
     noise_rate: float = 0.0      # chance of a random arithmetic slip per multistep step (mostly filtered out)
 

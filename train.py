@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from atm_min.batches import batch_indices, collate, encode_items, micro_batch
+from atm_min.batches import batch_indices, collate, encode_items, micro_batch, perception_inputs, question_inputs
 from atm_min.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from atm_min.config import ConfigError, TrainConfig, config_to_dict, parse_args
 from atm_min.evaluate import format_table, summarize, timed_answers
@@ -329,7 +329,6 @@ def kfold_labels(cfg: TrainConfig, rt: Runtime, tok, train) -> list[str]:
 @torch.no_grad()
 def label_agreement(student, perception, tok, examples, labels, device) -> float:
     """How often the perception's answer-first probability (> 0.5) agrees with the k-fold label."""
-    from atm_min.batches import perception_inputs, question_inputs
     hits = 0
     for s in range(0, len(examples), 512):
         chunk = examples[s:s + 512]

@@ -81,12 +81,17 @@ class Example:
         return cls(**obj)
 
 
-def _summarise(path, errors: list[tuple[int, str]]) -> str:
-    lines = [f"{path}: {len(errors)} bad line(s):"]
-    lines += [f"  line {n}: {msg}" for n, msg in errors[:MAX_ERRORS_SHOWN]]
+def summarise_errors(path, errors: list[str], what: str = "line") -> str:
+    """One message for many bad lines (or rows): the first MAX_ERRORS_SHOWN in full, then a count."""
+    lines = [f"{path}: {len(errors)} bad {what}(s):"]
+    lines += [f"  {e}" for e in errors[:MAX_ERRORS_SHOWN]]
     if len(errors) > MAX_ERRORS_SHOWN:
         lines.append(f"  ... and {len(errors) - MAX_ERRORS_SHOWN} more")
     return "\n".join(lines)
+
+
+def _summarise(path, errors: list[tuple[int, str]]) -> str:
+    return summarise_errors(path, [f"line {n}: {msg}" for n, msg in errors])
 
 
 def load_examples(path) -> list[Example]:

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: find atm_min
 
 from atm_min.answers import ANSWER_TYPES, normalize  # noqa: E402
-from atm_min.examples import DataError, Example, write_examples  # noqa: E402
+from atm_min.examples import DataError, Example, summarise_errors, write_examples  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parent
 
@@ -211,8 +211,7 @@ def read_gsm8k(path, split: str) -> list[Example]:
             except DataError as e:
                 errors.append(f"line {n}: {e}")
     if errors:
-        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
-        raise DataError(f"{path}: {len(errors)} bad line(s):\n  " + "\n  ".join(errors[:10]) + more)
+        raise DataError(summarise_errors(path, errors))
     return out
 
 
@@ -243,8 +242,7 @@ def read_rows(path) -> list[tuple[str, dict]]:
             except json.JSONDecodeError as e:
                 errors.append(f"line {n}: invalid JSON ({e.msg})")
         if errors:
-            more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
-            raise DataError(f"{path}: {len(errors)} bad line(s):\n  " + "\n  ".join(errors[:10]) + more)
+            raise DataError(summarise_errors(path, errors))
     bad = [loc for loc, obj in rows if not isinstance(obj, dict)]
     if bad:
         raise DataError(f"{path}: expected JSON objects; not an object at {', '.join(bad[:10])}")
@@ -284,8 +282,7 @@ def rows_to_examples(path, rows, keys: dict, answer_type: str | None, id_prefix:
         except DataError as e:
             errors.append(f"{loc}: {e}")
     if errors:
-        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
-        raise DataError(f"{path}: {len(errors)} bad row(s):\n  " + "\n  ".join(errors[:10]) + more)
+        raise DataError(summarise_errors(path, errors, "row"))
     return out
 
 

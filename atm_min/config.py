@@ -71,9 +71,9 @@ class TrainConfig:
     bias: bool = True              # biases in Linear and LayerNorm layers, as GPT-2
     attn_impl: str = "sdpa"        # "sdpa": torch's fused kernel; "explicit": attention written out in full
     # optimisation
-    batch_size: int = 32           # sequences per micro-batch
+    batch_size: int = 16           # sequences per micro-batch
     grad_accum: int = 1            # micro-batches per optimiser step (effective batch = batch_size * grad_accum)
-    max_iters: int = 1000          # optimiser steps per training run
+    max_iters: int = 1500          # optimiser steps per training run (pre, post and ATM students alike)
     lr: float = 3e-3               # peak learning rate (after warmup)
     min_lr: float = 3e-4           # learning rate at the end of the cosine decay
     warmup_iters: int = 50         # linear warmup steps
@@ -92,12 +92,12 @@ class TrainConfig:
     num_threads: int = 0           # torch CPU threads; 0 = torch's default
     # ATM. These are OUR choices: the paper does not publish its perception or labelling hyper-parameters.
     folds: int = 5                 # k-fold cross-labelling: each fold's pre/post students label the held-out part
-    fold_iters: int = 0            # optimiser steps for each fold's students; 0 = same as max_iters
+    fold_iters: int = 700          # optimiser steps for each fold's students (they only label); 0 = max_iters
     # label_rule turns the fold students' correctness on an example into its pre/post label:
     #   "prefer_post": post if the post student is right, else pre if the pre student is right, else label_default
     #   "prefer_pre":  pre if the pre student is right, else post if the post student is right, else label_default
     label_rule: str = "prefer_post"  # "prefer_post" or "prefer_pre": which format wins when both are right
-    label_default: str = "post"    # the label when neither fold student answers correctly
+    label_default: str = "pre"     # the label when neither fold student answers correctly: a hard question, think
     n_prefix: int = 4              # soft-prompt vectors the perception feeds the student
     perc_layers: int = 1           # transformer layers in the perception module
     perc_heads: int = 4            # attention heads in the perception module (must divide n_embd)

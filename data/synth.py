@@ -2,17 +2,17 @@
 
     python data/synth.py --seed 7 --out data/synth_7        # writes train.jsonl and test.jsonl
 
-- multistep/N  "What is 3+7+5+9 mod 10?"   N digits, N-1 chained additions mod 10.
-  The teacher adds step by step ("3+7=0, 0+5=5, 5+9=4."). A tiny student cannot sum N digits "in its head"
-  (post-thinking must answer first), but each single step is a 100-entry table it learns quickly, so writing
-  the steps out first (pre-thinking) solves it. multistep/2 is the exception: one addition, easy either way.
-- direct/N     "k=4, m=8, p=3. What is p?"  look up one of N variables.
-  The answer is one look-up the student does directly. The teacher's rationale restates every variable
-  before answering and has a *systematic* slip: on every second line it copies the previous variable's value
-  (`slip_rate` is how often). When the asked variable is on a slipped line the teacher's own answer is wrong,
-  so the only-correct filter (as in Fine-tune-CoT) removes that sample -- and the slips that survive are all on
-  lines the answer did not need. A pre-thinking student learns to restate with the slip and then reads its
-  answer off its own (wrong) restatement; a post-thinking student answers before the rationale and is immune.
+- multistep/N  "Start at 5, apply i d d: result?"   N operations (i: add 1, d: double, both mod 10).
+  The teacher writes every intermediate value ("Step by step: 6, 2, 4."). A tiny student cannot compose N
+  operations in one forward pass (answering first it stays near chance), but each step is a small table
+  applied to the previous number, so writing the steps first (pre-thinking) solves it.
+- direct/N     "Is 74 even?"   the parity of an N-digit number: one glance at its last digit.
+  The teacher explains ("The number is 74. It ends in 4. 4 is even, so 74 is even.") with a *systematic*
+  slip: when the number starts with a big digit (5-9) it says the number ends in its FIRST digit. When that
+  changes the parity the teacher's answer is wrong and the only-correct filter (as in Fine-tune-CoT) removes
+  the sample -- the slips that survive have the right parity, so they look harmless. A pre-thinking student
+  learns the slip with everything else, and its answer follows its own (wrong) "ends in" at test time; a
+  post-thinking student answers from the question before it writes any rationale, so the slip cannot reach it.
 
 Train examples keep only teacher answers that match gold; test examples keep every question (the gold answer
 is what is scored). Everything is deterministic from --seed. The sizes, templates and slip pattern are our
@@ -39,9 +39,9 @@ class SynthConfig:
     multistep_frac: float = 0.5  # share of multistep questions; the rest are direct
     multistep_min: int = 3       # operations per multistep question
     multistep_max: int = 5
-    direct_min: int = 4          # digits per direct question
-    direct_max: int = 8
-    slip_rate: float = 1.0       # how often the teacher makes its systematic slip on a slippable line
+    direct_min: int = 2          # digits of the number in a direct (parity) question
+    direct_max: int = 4
+    slip_rate: float = 1.0       # how often the teacher makes its systematic slip when it can
     noise_rate: float = 0.0      # chance of a random arithmetic slip per multistep step (mostly filtered out)
 
 
@@ -56,20 +56,21 @@ def multistep_example(rng: random.Random, n: int, cfg: SynthConfig):
         if rng.random() < cfg.noise_rate:
             value = (value + 1) % 10  # an arithmetic slip (the filter removes most of these)
         values.append(value)
-    rationale = f"Step by step: {', '.join(map(str, values))}. The result is {value}."
+    rationale = f"Step by step: {', '.join(map(str, values))}."
     return question, rationale, str(value), str(gold)
 
 
 def direct_example(rng: random.Random, n: int, cfg: SynthConfig):
-    values = [rng.randrange(10) for _ in range(n)]
-    asked = rng.randrange(n)
-    question = f"Number {asked + 1} in {' '.join(map(str, values))}?"
-    told = list(values)
-    for i in range(1, n):  # after a big digit (5-9) the teacher writes it again instead of the next one
-        if values[i - 1] >= 5 and rng.random() < cfg.slip_rate:
-            told[i] = values[i - 1]
-    rationale = f"In order: {', '.join(map(str, told))}. Number {asked + 1} is {told[asked]}."
-    return question, rationale, str(told[asked]), str(values[asked])
+    number = str(rng.randrange(10 ** (n - 1), 10 ** n))  # n digits, no leading zero
+    asked = rng.choice(["even", "odd"])
+    question = f"Is {number} {asked}?"
+    ending = number[-1]
+    if int(number[0]) >= 5 and rng.random() < cfg.slip_rate:
+        ending = number[0]  # the slip: a number that starts big is read as ending in its first digit
+    said = "even" if int(ending) % 2 == 0 else "odd"
+    rationale = f"The number is {number}. It ends in {ending}. {ending} is {said}, so {number} is {said}."
+    truth = "even" if int(number[-1]) % 2 == 0 else "odd"
+    return question, rationale, "yes" if said == asked else "no", "yes" if truth == asked else "no"
 
 
 def make_split(rng: random.Random, n_questions: int, cfg: SynthConfig, split: str, only_correct: bool):
@@ -82,7 +83,7 @@ def make_split(rng: random.Random, n_questions: int, cfg: SynthConfig, split: st
         else:
             n = rng.randint(cfg.direct_min, cfg.direct_max)
             q, r, teacher, gold = direct_example(rng, n, cfg)
-            group, answer_type = f"direct/{n}", "number"
+            group, answer_type = f"direct/{n}", "yesno"
         if only_correct and teacher != gold:
             dropped += 1
             continue

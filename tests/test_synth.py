@@ -35,9 +35,16 @@ def test_suite_is_valid_and_fits_a_small_context(tmp_path):
 def test_only_correct_filter_applies_to_train_not_test():
     train, test, dropped = generate(SynthConfig(seed=1, n_train=600, n_test=300))
     assert dropped > 0 and len(train) + dropped == 600 and len(test) == 300
-    # every kept teacher rationale ends in the gold answer; some test rationales do not (the slip)
-    assert all(r["rationale"].endswith(f" {r['answer']}.") for r in train)
-    assert any(not r["rationale"].endswith(f" {r['answer']}.") for r in test)
+
+    def teacher_says(r):  # the teacher's own conclusion: the last value its rationale names
+        if r["group"].startswith("multistep"):
+            return r["rationale"].rstrip(".").split(", ")[-1]
+        asked = "even" if r["question"].endswith("even?") else "odd"
+        return "yes" if r["rationale"].rstrip(".").endswith(asked) else "no"
+
+    # every kept teacher rationale leads to the gold answer; some test rationales do not (the slip)
+    assert all(teacher_says(r) == r["answer"] for r in train)
+    assert any(teacher_says(r) != r["answer"] for r in test)
 
 
 def test_multistep_rationale_is_the_step_by_step_computation():
@@ -49,22 +56,27 @@ def test_multistep_rationale_is_the_step_by_step_computation():
     for op in ops:
         v = (v + 1) % 10 if op == "i" else (2 * v) % 10
         steps.append(str(v))
-    assert r == f"Step by step: {', '.join(steps)}. The result is {v}." and teacher == gold == str(v)
+    assert r == f"Step by step: {', '.join(steps)}." and teacher == gold == str(v)
 
 
 def test_direct_slip_is_systematic_and_filtered():
     import random
     rng = random.Random(3)
-    for _ in range(200):
-        q, r, teacher, gold = direct_example(rng, 6, SynthConfig(slip_rate=1.0))
-        digits = [int(d) for d in q.split(" in ")[1].rstrip("?").split()]
-        told = [int(d) for d in r.split(": ")[1].split(". ")[0].split(", ")]
-        for i in range(1, len(digits)):  # after a big digit the teacher repeats it, otherwise copies
-            assert told[i] == (digits[i - 1] if digits[i - 1] >= 5 else digits[i])
-        k = int(q.split()[1]) - 1
-        assert gold == str(digits[k]) and teacher == str(told[k])
-    clean = direct_example(random.Random(3), 6, SynthConfig(slip_rate=0.0))
-    assert clean[2] == clean[3]
+    slipped_wrong = 0
+    for _ in range(300):
+        q, r, teacher, gold = direct_example(rng, 3, SynthConfig(slip_rate=1.0))
+        number, asked = q[3:-1].split()
+        assert len(number) == 3 and number[0] != "0" and asked in ("even", "odd")
+        # a number starting with a big digit is said to end in its first digit, otherwise in its last
+        ending = number[0] if int(number[0]) >= 5 else number[-1]
+        said = "even" if int(ending) % 2 == 0 else "odd"
+        assert r == f"The number is {number}. It ends in {ending}. {ending} is {said}, so {number} is {said}."
+        truth = "even" if int(number[-1]) % 2 == 0 else "odd"
+        assert gold == ("yes" if truth == asked else "no") and teacher == ("yes" if said == asked else "no")
+        slipped_wrong += teacher != gold
+    assert 40 < slipped_wrong < 120  # about 5/9 start big, half of those flip the parity: ~28%
+    clean = [direct_example(random.Random(s), 3, SynthConfig(slip_rate=0.0)) for s in range(50)]
+    assert all(teacher == gold for _, _, teacher, gold in clean)
 
 
 def test_answers_score_with_the_project_extractor():

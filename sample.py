@@ -25,10 +25,10 @@ from atm_min.config import TrainConfig
 from atm_min.evaluate import format_table, generate_texts, summarize
 from atm_min.examples import DataError, load_examples
 from atm_min.formats import format_prompt, normalize_ws
+from atm_min.learner import Learner
 from atm_min.model import GPT, GPTConfig
 from atm_min.perception import Perception
 from atm_min.tokenizer import get_tokenizer
-from train import Learner  # the checkpoint's "learner" is this module's state dict: same keys, by construction
 
 MIN_NEW_TOKENS = 8  # a question must leave the student at least this much room to answer in
 MODE_NAMES = {"pre": "think first (pre)", "post": "answer first (post)", None: "unclear (neither format)"}

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from atm_min.batches import batch_indices, collate, encode_items, micro_batch, perception_inputs, question_inputs
@@ -33,7 +32,7 @@ from atm_min.evaluate import format_table, summarize, timed_answers
 from atm_min.examples import DataError, load_split
 from atm_min.formats import check_lengths
 from atm_min.labels import fold_ids, label
-from atm_min.model import GPT, GPTConfig
+from atm_min.learner import Learner, build_student, learner_from_checkpoint
 from atm_min.perception import Perception, soft_prompt
 from atm_min.tokenizer import get_tokenizer
 
@@ -112,33 +111,6 @@ def load_data(cfg: TrainConfig, tok):
 
 # ----------------------------------------------------------------------------------------------------------------
 # One training run: a student (and, for ATM, the perception module) on examples formatted in given modes
-
-class Learner(nn.Module):
-    """Student + optional perception in one module, so DDP syncs both and one forward gives the loss."""
-
-    def __init__(self, student: GPT, perception: Perception | None):
-        super().__init__()
-        self.student, self.perception = student, perception
-
-    def forward(self, x, y, q_ids, q_mask, features, post, aux_weight: float = 0.0):
-        prefix = None
-        aux = torch.zeros((), device=x.device)
-        if self.perception is not None:
-            prefix, post_logit = soft_prompt(self.perception, self.student, q_ids, q_mask, features)
-            aux = F.binary_cross_entropy_with_logits(post_logit.float(), post)  # learn the k-fold label
-        _, lm_loss = self.student(x, y, prefix_embeds=prefix)
-        return lm_loss + aux_weight * aux, lm_loss, aux
-
-
-def build_student(cfg: TrainConfig, vocab_size: int) -> GPT:
-    if cfg.init_from == "scratch":
-        return GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab_size, n_layer=cfg.n_layer,
-                             n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
-                             attn_impl=cfg.attn_impl))
-    # Pretrained GPT-2: its own shapes; our block_size may be shorter (the position table is cropped).
-    return GPT.from_pretrained(cfg.init_from, dropout=cfg.dropout, attn_impl=cfg.attn_impl,
-                               block_size=cfg.block_size)
-
 
 def lr_at(cfg: TrainConfig, it: int, iters: int) -> float:
     """Linear warmup, then cosine decay to min_lr at the last step."""
@@ -254,13 +226,8 @@ def load_finished(cfg: TrainConfig, rt: Runtime, tok, ckpt_path: str):
     ck = load_checkpoint(ckpt_path, map_location=rt.device)
     if not ck.get("done"):
         return None
-    student = GPT(GPTConfig(**ck["model_args"]))
-    perception = Perception(student.config.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads) \
-        if ck["atm"] else None
-    learner = Learner(student, perception)
-    learner.load_state_dict(ck["learner"])
-    learner.to(rt.device)
-    return student, perception
+    learner = learner_from_checkpoint(ck, cfg).to(rt.device)
+    return learner.student, learner.perception
 
 
 def trained(cfg, rt, tok, examples, modes, ckpt_path, **kw):

@@ -1,0 +1,54 @@
+"""The thing that is trained: a GPT student plus, for adaptive thinking, the perception module.
+
+train.py optimises a Learner and saves its state dict as the checkpoint's "learner"; sample.py and the plot
+script rebuild one from that checkpoint. Keeping the class here (not in a script) lets every script share it
+without importing another script.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .model import GPT, GPTConfig
+from .perception import Perception, soft_prompt
+
+
+class Learner(nn.Module):
+    """Student + optional perception in one module, so DDP syncs both and one forward gives the loss."""
+
+    def __init__(self, student: GPT, perception: Perception | None):
+        super().__init__()
+        self.student, self.perception = student, perception
+
+    def forward(self, x, y, q_ids, q_mask, features, post, aux_weight: float = 0.0):
+        prefix = None
+        aux = torch.zeros((), device=x.device)
+        if self.perception is not None:
+            prefix, post_logit = soft_prompt(self.perception, self.student, q_ids, q_mask, features)
+            aux = F.binary_cross_entropy_with_logits(post_logit.float(), post)  # learn the k-fold label
+        _, lm_loss = self.student(x, y, prefix_embeds=prefix)
+        return lm_loss + aux_weight * aux, lm_loss, aux
+
+
+def build_student(cfg, vocab_size: int) -> GPT:
+    """A fresh student for TrainConfig cfg: from scratch, or GPT-2 weights (cfg.init_from)."""
+    if cfg.init_from == "scratch":
+        return GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab_size, n_layer=cfg.n_layer,
+                             n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
+                             attn_impl=cfg.attn_impl))
+    # Pretrained GPT-2: its own shapes; our block_size may be shorter (the position table is cropped).
+    return GPT.from_pretrained(cfg.init_from, dropout=cfg.dropout, attn_impl=cfg.attn_impl,
+                               block_size=cfg.block_size)
+
+
+def learner_from_checkpoint(ck: dict, cfg) -> Learner:
+    """The Learner saved in checkpoint dict ck (train.py's save()); cfg gives the perception's sizes.
+    Raises TypeError/ValueError/RuntimeError when the checkpoint does not match this code's model."""
+    student = GPT(GPTConfig(**ck["model_args"]))
+    perception = Perception(student.config.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads) \
+        if ck["atm"] else None
+    learner = Learner(student, perception)
+    learner.load_state_dict(ck["learner"])
+    return learner

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from types import SimpleNamespace
 
 import torch
 
@@ -25,9 +26,7 @@ from atm_min.config import TrainConfig
 from atm_min.evaluate import format_table, generate_texts, summarize
 from atm_min.examples import DataError, load_examples
 from atm_min.formats import format_prompt, normalize_ws
-from atm_min.learner import Learner
-from atm_min.model import GPT, GPTConfig
-from atm_min.perception import Perception
+from atm_min.learner import learner_from_checkpoint
 from atm_min.tokenizer import get_tokenizer
 
 MIN_NEW_TOKENS = 8  # a question must leave the student at least this much room to answer in
@@ -89,10 +88,8 @@ def load_model(path: str, device: str, tokenizer_path: str = ""):
     # The perception's sizes live in the run's config; an old checkpoint without them used the defaults.
     saved = {**TrainConfig().__dict__, **ck.get("config", {})}
     try:
-        student = GPT(GPTConfig(**ck["model_args"]))
-        perception = Perception(student.config.n_embd, saved["n_prefix"], saved["perc_layers"],
-                                saved["perc_heads"]) if ck["atm"] else None
-        Learner(student, perception).load_state_dict(ck["learner"])
+        learner = learner_from_checkpoint(ck, SimpleNamespace(**saved))
+        student, perception = learner.student, learner.perception
     except (TypeError, ValueError, RuntimeError) as e:  # unknown model_args, shape or key mismatch
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()][:2]  # torch's says which tensor
         raise SampleError(f"{path} does not match this code's model: {' '.join(lines) or type(e).__name__}") from e

@@ -136,7 +136,8 @@ def train_run(cfg: TrainConfig, rt: Runtime, tok, examples, modes, ckpt_path: st
     on_step(it) is called after each step (tests use it to simulate a crash)."""
     iters = iters or cfg.max_iters
     student = build_student(cfg, tok.vocab_size)
-    perception = Perception(student.config.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads) if atm else None
+    perception = Perception(student.config.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads,
+                            cfg.perc_input) if atm else None
     if perception is not None and cfg.freeze_student:
         student.requires_grad_(False)
     learner = Learner(student, perception).to(rt.device)

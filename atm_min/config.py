@@ -37,13 +37,16 @@ GPT2_BLOCK_SIZE = 1024  # GPT-2's position table
 # Settings that take one of a few strings (device also takes "cuda:N"; see validate()).
 CHOICES = {
     "on_too_long": ("fail", "drop"),
-    "mechanism": ("pre", "post", "atm"),
+    "mechanism": ("pre", "post", "atm", "answer"),
     "tokenizer": ("bytes", "gpt2"),
     "attn_impl": ("sdpa", "explicit"),
     "device": ("auto", "cpu", "cuda", "mps"),
     "dtype": ("auto", "float32", "bfloat16", "float16"),
-    "label_rule": ("prefer_post", "prefer_pre"),
+    "label_rule": ("confident_post", "prefer_post", "prefer_pre"),
     "label_default": ("pre", "post"),
+    "label_source": ("kfold", "random"),
+    "perc_input": ("both", "features", "tokens"),
+    "routing": ("soft", "hard"),
 }
 
 
@@ -102,6 +105,10 @@ class TrainConfig:
     perc_layers: int = 1           # transformer layers in the perception module
     perc_heads: int = 4            # attention heads in the perception module (must divide n_embd)
     aux_weight: float = 1.0        # weight of the perception's answer-first (pre vs post) classification loss
+    perc_input: str = "both"       # what the perception reads: "both" (question tokens + features), "features", "tokens"
+    routing: str = "soft"          # "soft": the soft prompt steers the student; "hard": the perception's classifier
+                                   # picks the mode and the student is started with that mode's marker, no soft prompt
+    label_source: str = "kfold"    # "kfold": labels from the fold students; "random": shuffled at the same post rate
     freeze_student: bool = False   # train only the perception (and soft prompt), keeping the student fixed
     # evaluation
     eval_batch_size: int = 256     # questions generated at once

@@ -47,8 +47,8 @@ def learner_from_checkpoint(ck: dict, cfg) -> Learner:
     """The Learner saved in checkpoint dict ck (train.py's save()); cfg gives the perception's sizes.
     Raises TypeError/ValueError/RuntimeError when the checkpoint does not match this code's model."""
     student = GPT(GPTConfig(**ck["model_args"]))
-    perception = Perception(student.config.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads) \
-        if ck["atm"] else None
+    perception = Perception(student.config.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads,
+                            cfg.perc_input) if ck["atm"] else None
     learner = Learner(student, perception)
     learner.load_state_dict(ck["learner"])
     return learner

@@ -71,9 +71,17 @@ class PerceptionBlock(nn.Module):
         return x
 
 
+PERCEPTION_INPUTS = ("both", "features", "tokens")
+
+
 class Perception(nn.Module):
-    def __init__(self, n_embd: int, n_prefix: int = 4, n_layer: int = 1, n_head: int = 4):
+    def __init__(self, n_embd: int, n_prefix: int = 4, n_layer: int = 1, n_head: int = 4, inputs: str = "both"):
         super().__init__()
+        # inputs: what the queries may attend to -- "both" (question tokens + the feature "token"), "features"
+        # (the feature token only) or "tokens" (the question tokens only). The last two are ablations (our choice).
+        if inputs not in PERCEPTION_INPUTS:
+            raise ValueError(f"unknown perception inputs {inputs!r}: choose one of {PERCEPTION_INPUTS}")
+        self.inputs = inputs
         self.queries = nn.Parameter(torch.randn(n_prefix, n_embd) * 0.02)  # the P learnable query tokens
         self.feat_proj = nn.Linear(N_FEATURES, n_embd)  # features become one extra key/value "token"
         self.blocks = nn.ModuleList([PerceptionBlock(n_embd, n_head) for _ in range(n_layer)])
@@ -91,7 +99,9 @@ class Perception(nn.Module):
         Returns prefix (B, P, C) for the student and post_logit (B,)."""
         B = q_emb.size(0)
         kv = torch.cat([self.feat_proj(features)[:, None, :], q_emb], dim=1)  # (B, 1+T, C)
-        kv_mask = torch.cat([torch.ones(B, 1, dtype=torch.bool, device=q_mask.device), q_mask], dim=1)
+        feat_mask = torch.full((B, 1), self.inputs != "tokens", dtype=torch.bool, device=q_mask.device)
+        tok_mask = q_mask & (self.inputs != "features")  # an ablation hides one kind of input from the queries
+        kv_mask = torch.cat([feat_mask, tok_mask], dim=1)  # (B, 1+T)
         x = self.queries.expand(B, -1, -1)  # (B, P, C)
         for block in self.blocks:
             x = block(x, kv, kv_mask)

@@ -59,6 +59,9 @@ n_prefix = 4
 perc_layers = 1
 perc_heads = 4
 aux_weight = 1.0
+perc_input = "both"    # ablations: "features" or "tokens" only
+routing = "soft"       # ablation: "hard" (the classifier picks the mode, no soft prompt)
+label_source = "kfold" # ablation: "random" labels at the k-fold post rate
 freeze_student = False
 
 # evaluation

@@ -37,8 +37,8 @@ class SynthConfig:
     n_train: int = 3000          # questions generated for training (fewer remain after the filter)
     n_test: int = 600
     multistep_frac: float = 0.5  # share of multistep questions; the rest are direct
-    multistep_min: int = 3       # operations per multistep question
-    multistep_max: int = 5
+    multistep_min: int = 1       # operations per multistep question: 1-2 are answered as well first, 4-6 need steps
+    multistep_max: int = 6
     direct_min: int = 2          # digits of the number in a direct (parity) question
     direct_max: int = 4
     slip_rate: float = 1.0       # how often the teacher makes its systematic slip when it can

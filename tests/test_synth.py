@@ -38,7 +38,7 @@ def test_only_correct_filter_applies_to_train_not_test():
 
     def teacher_says(r):  # the teacher's own conclusion: the last value its rationale names
         if r["group"].startswith("multistep"):
-            return r["rationale"].rstrip(".").split(", ")[-1]
+            return r["rationale"].rstrip(".").split()[-1]
         asked = "even" if r["question"].endswith("even?") else "odd"
         return "yes" if r["rationale"].rstrip(".").endswith(asked) else "no"
 

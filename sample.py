@@ -4,42 +4,50 @@
     python sample.py --out_dir out --question "..." --explain      # also write the rationale after the answer
     python sample.py --file questions.txt                          # one question per line
     python sample.py --file data/mine/test.jsonl                   # the project's schema: also scored vs gold
+    python sample.py --question "Is 74 even?" --mode both          # the same student made to think first / answer first
+    python sample.py --file out/synth_0/test.jsonl --mode both     # score each mode, list where they disagree
+    python sample.py --question "Is 74 even?" --trace              # every stage of one decision, with its numbers
 
 For each question it prints the mode the student chose (think first = pre, answer first = post), read from what
 it generated, the answer, the rationale when there is one, the perception's probability of answering first
 (ATM students only), and the tokens generated and time taken. Greedy by default (--temperature 0).
 Generation stops at the newline that ends an answer-first answer, unless --explain (then only <|endoftext|>).
+--mode pre / post force a format on any student (ATM included, soft prompt kept): its output is started with that
+format's marker ("Reasoning:" / "Answer:") and it continues from there; --mode both shows both next to each other.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+import textwrap
 from types import SimpleNamespace
 
 import torch
 
-from atm_min.answers import is_correct, normalize, parse_output
-from atm_min.checkpoint import CheckpointError, load_checkpoint
+from atm_min.answers import extract_answer, is_correct, normalize, parse_output
+from atm_min.checkpoint import load_checkpoint
 from atm_min.config import TrainConfig
-from atm_min.evaluate import format_table, generate_texts, summarize
-from atm_min.examples import DataError, load_examples
+from atm_min.evaluate import MODE_MARKS, format_table, generate_texts, summarize
+from atm_min.errors import ArgumentParser, ProjectError
+from atm_min.examples import load_examples
 from atm_min.formats import format_prompt, normalize_ws
 from atm_min.learner import learner_from_checkpoint
 from atm_min.tokenizer import get_tokenizer
+from atm_min.trace import format_trace, trace_question
 
 MIN_NEW_TOKENS = 8  # a question must leave the student at least this much room to answer in
 MODE_NAMES = {"pre": "think first (pre)", "post": "answer first (post)", None: "unclear (neither format)"}
+MODES = {"auto": None, "pre": "pre", "post": "post"}  # --mode -> generate_texts(force=...); "both" runs all three
 
 
-class SampleError(RuntimeError):
+class SampleError(ProjectError, RuntimeError):
     """A problem with the command line, the checkpoint or the questions; printed as one `error:` line."""
 
 
 def parse(argv):
     defaults = TrainConfig()
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])  # a bad command line: one `error:` line too
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--question", help="one question")
     src.add_argument("--file", help="questions, one per line; or a .jsonl file in the project's schema "
@@ -57,7 +65,17 @@ def parse(argv):
                                                         "tokens only (0 = all)")
     p.add_argument("--batch_size", type=int, default=64, help="questions generated at once (with --file)")
     p.add_argument("--seed", type=int, default=1337, help="seed for sampling with --temperature > 0")
+    p.add_argument("--mode", default="auto", choices=("auto", "pre", "post", "both"),
+                   help="auto: the student chooses (default); pre / post: make it think first / answer first; "
+                        "both: the two side by side (with a .jsonl file: each scored, and where they disagree)")
+    p.add_argument("--trace", action="store_true", help="print every stage of one --question's decision: prompt "
+                   "tokens, the perception's features, attention, soft prompt and p(answer first), the marker "
+                   "probabilities with and without the soft prompt, and each generated token's probability")
     args = p.parse_args(argv)
+    if args.trace and args.question is None:
+        raise SampleError("--trace follows one question: give it with --question")
+    if args.trace and args.temperature > 0:
+        raise SampleError("--trace follows greedy decoding: leave --temperature at 0")
     if args.temperature < 0:
         raise SampleError(f"--temperature={args.temperature}: expected a number >= 0")
     if args.top_k < 0 or args.max_new_tokens < 0 or args.batch_size < 1:
@@ -87,16 +105,10 @@ def load_model(path: str, device: str, tokenizer_path: str = ""):
         raise SampleError(f"{path} is not a train.py checkpoint (no {', '.join(missing)})")
     # The perception's sizes live in the run's config; an old checkpoint without them used the defaults.
     saved = {**TrainConfig().__dict__, **ck.get("config", {})}
-    try:
-        learner = learner_from_checkpoint(ck, SimpleNamespace(**saved))
-        student, perception = learner.student, learner.perception
-    except (TypeError, ValueError, RuntimeError) as e:  # unknown model_args, shape or key mismatch
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()][:2]  # torch's says which tensor
-        raise SampleError(f"{path} does not match this code's model: {' '.join(lines) or type(e).__name__}") from e
-    try:
-        tok = get_tokenizer(ck["tokenizer"], tokenizer_path or saved.get("tokenizer_path") or None)
-    except (RuntimeError, FileNotFoundError, ValueError) as e:  # e.g. GPT-2 BPE offline without --tokenizer_path
-        raise SampleError(str(e)) from e
+    learner = learner_from_checkpoint(ck, SimpleNamespace(**saved), path)  # a mismatch is a CheckpointError
+    student, perception = learner.student, learner.perception
+    # e.g. GPT-2 BPE offline without --tokenizer_path: a TokenizerError that says what to do
+    tok = get_tokenizer(ck["tokenizer"], tokenizer_path or saved.get("tokenizer_path") or None)
     student.to(device).eval()
     if perception is not None:
         perception.to(device).eval()
@@ -133,17 +145,107 @@ def read_questions(args):
     return questions, None, where
 
 
-def check_questions(tok, questions, where, block_size: int, n_prefix: int):
-    """Fail before generating anything if a question is empty or leaves no room to answer in the context."""
-    room = block_size - n_prefix - MIN_NEW_TOKENS  # prompt tokens that still leave MIN_NEW_TOKENS to generate
+def check_questions(tok, questions, where, block_size: int, n_prefix: int, n_marker: int = 0):
+    """Fail before generating anything if a question is empty or leaves no room to answer in the context.
+    n_marker: tokens of a forced mode's marker, which follow the prompt before the answer (--mode pre/post/both)."""
+    room = block_size - n_prefix - n_marker - MIN_NEW_TOKENS  # prompt tokens that leave MIN_NEW_TOKENS to generate
     for q, w in zip(questions, where):
         if not normalize_ws(q):
             raise SampleError(f"{w}: the question is empty")
         n = len(tok.encode(format_prompt(q)))
         if n > room:
             prefix = f" - {n_prefix} soft-prompt vectors" if n_prefix else ""
+            prefix += f" - {n_marker} for the forced marker" if n_marker else ""
             raise SampleError(f"{w}: the question is too long: its prompt is {n} tokens, but the student's context "
                               f"(block_size={block_size}{prefix} - {MIN_NEW_TOKENS} for the answer) leaves {room}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# --mode both: the student's own choice, then the same student forced to think first and to answer first
+
+COL = 42  # width of one forced mode's column
+
+
+def _column(out, ex, explain):
+    """The rows (label -> text) one mode's column shows."""
+    mode, answer, rationale = parse_output(out["text"])
+    if mode == "post" and not explain:
+        rationale = "(not generated: answering first stops at the answer; --explain writes it)"
+    rows = {"answer": answer if answer is not None else "(none)", "rationale": rationale or "(none)"}
+    if ex is not None:
+        ok = is_correct(out["text"], ex.answer, ex.answer_type)
+        rows["gold"] = f"{normalize(ex.answer, ex.answer_type)} ({'right' if ok else 'wrong'})"
+    rows["cost"] = f"{out['new_tokens']} tokens, {out['ms']:.1f} ms"
+    return rows
+
+
+def print_side_by_side(question, outs, ex, explain):
+    """outs: {None: own choice, "pre": forced pre, "post": forced post}, each a generate_texts record."""
+    own = outs[None]
+    mode, answer, _ = parse_output(own["text"])
+    ok = f" ({'right' if is_correct(own['text'], ex.answer, ex.answer_type) else 'wrong'})" if ex else ""
+    p = f", p(answer first) = {own['p_post']:.3f}" if own["p_post"] is not None else ""
+    print(f"Q: {normalize_ws(question)}")
+    print(f"  own choice: {MODE_NAMES[mode]}, answer {answer if answer is not None else '(none)'}{ok}, "
+          f"{own['new_tokens']} tokens{p}")
+    cols = [_column(outs[m], ex, explain) for m in ("pre", "post")]
+    print(f"  {'':<11}" + "".join(f"{'forced ' + MODE_NAMES[m]:<{COL}}" for m in ("pre", "post")).rstrip())
+    for label in cols[0]:
+        wrapped = [textwrap.wrap(c[label], COL - 2) or [""] for c in cols]
+        for k in range(max(len(w) for w in wrapped)):
+            cells = "".join(f"{w[k] if k < len(w) else '':<{COL}}" for w in wrapped).rstrip()
+            print(f"  {label + ':' if k == 0 else '':<11}{cells}")
+
+
+def score_modes(runs, examples):
+    """Score the own choice and both forced modes on examples with gold answers; list the questions where the
+    forced modes give different answers, and count by group who is right."""
+    names = {None: "own", "pre": "pre", "post": "post"}  # short: format_table's columns are narrow
+    records = {}
+    for m, outs in runs.items():
+        records[m] = [dict(id=ex.id, group=ex.group, text=o["text"], mode=parse_output(o["text"])[0],
+                           correct=bool(is_correct(o["text"], ex.answer, ex.answer_type)),
+                           new_tokens=o["new_tokens"], p_post=o["p_post"]) for ex, o in zip(examples, outs)]
+    print(format_table({names[m]: summarize(recs, sum(o["ms"] for o in runs[m]) / len(recs))
+                        for m, recs in records.items()}))
+    print("own = the student's own choice; pre / post = the same student forced to start with "
+          f"{MODE_MARKS['pre']!r} / {MODE_MARKS['post']!r}")
+
+    differ = [i for i, ex in enumerate(examples)
+              if extract_answer(runs["pre"][i]["text"], ex.answer_type)
+              != extract_answer(runs["post"][i]["text"], ex.answer_type)]
+    print(f"\nforced pre and forced post answer differently on {len(differ)} of {len(examples)} questions:")
+    w_id = min(24, max([len(examples[i].id) for i in differ], default=2))
+    w_group = min(14, max([len(examples[i].group or "") for i in differ], default=5))
+
+    def cell(m, i):
+        ex = examples[i]
+        a = extract_answer(runs[m][i]["text"], ex.answer_type)
+        return f"{a if a is not None else '-'} ({'right' if records[m][i]['correct'] else 'wrong'})"
+
+    if differ:
+        print(f"  {'id':<{w_id}} {'group':<{w_group}} {'gold':<6} {'pre':<13} {'post':<13} question | pre's "
+              f"rationale")
+    for i in sorted(differ, key=lambda i: (examples[i].group or "", i)):
+        ex = examples[i]
+        rationale = parse_output(runs["pre"][i]["text"])[2]
+        print(f"  {ex.id:<{w_id}} {ex.group or '':<{w_group}} {normalize(ex.answer, ex.answer_type):<6} "
+              f"{cell('pre', i):<13} {cell('post', i):<13} {normalize_ws(ex.question)} | {rationale}")
+
+    # who is right, by group (a group "multistep/3" also counts under "multistep", as in the results table)
+    counts = {}
+    for i, ex in enumerate(examples):
+        pre_ok, post_ok = records["pre"][i]["correct"], records["post"][i]["correct"]
+        parts = (ex.group or "").split("/") if ex.group else []
+        for key in ["/".join(parts[:k]) for k in range(1, len(parts) + 1)] + ["ALL"]:
+            c = counts.setdefault(key, [0, 0, 0, 0, 0])
+            c[0] += 1
+            c[1 + (0 if pre_ok and post_ok else 1 if pre_ok else 2 if post_ok else 3)] += 1
+    print("\nright answers, forced pre vs forced post, by group:")
+    print(f"  {'group':<16}{'n':>6}{'both':>7}{'only pre':>10}{'only post':>11}{'neither':>9}")
+    for key in sorted(counts, key=lambda k: (k == "ALL", k)):
+        n, both, only_pre, only_post, neither = counts[key]
+        print(f"  {key:<16}{n:>6}{both:>7}{only_pre:>10}{only_post:>11}{neither:>9}")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -156,21 +258,45 @@ def main(argv=None):
     block_size = student.config.block_size
     n_prefix = perception.queries.size(0) if perception is not None else 0
     questions, examples, where = read_questions(args)
-    check_questions(tok, questions, where, block_size, n_prefix)
+    forced = [m for m in ("pre", "post") if args.mode in (m, "both")]
+    check_questions(tok, questions, where, block_size, n_prefix,
+                    max((len(tok.encode(MODE_MARKS[m])) for m in forced), default=0))
 
     # generate() clamps the budget to the context left; with --explain the rationale needs whatever is left.
     max_new = args.max_new_tokens or (block_size if args.explain else
                                       ck.get("config", {}).get("max_new_tokens", TrainConfig().max_new_tokens))
     generator = torch.Generator(device=device).manual_seed(args.seed) if args.temperature > 0 else None
-    outs = generate_texts(student, tok, questions, device, args.batch_size, max_new, perception=perception,
-                          explain=args.explain, temperature=args.temperature, top_k=args.top_k or None,
-                          generator=generator)
+    # A student trained with routing="hard" never saw a soft prompt: its perception's classifier picks the mode
+    # and the student is started with that mode's marker (as train.py evaluates it).
+    steer = perception is None or ck.get("config", {}).get("routing", "soft") != "hard"
+    own = None if steer else "classifier"
+    if args.trace:
+        modes = (None, "pre", "post") if args.mode == "both" else (MODES[args.mode],)
+        print(format_trace(trace_question(student, perception, tok, questions[0], device, modes, max_new,
+                                          args.explain, steer=steer)))
+        return
+
+    def run(force):
+        return generate_texts(student, tok, questions, device, args.batch_size, max_new, perception=perception,
+                              explain=args.explain, temperature=args.temperature, top_k=args.top_k or None,
+                              generator=generator, force=own if force is None else force, soft_prompt_on=steer)
+
+    if args.mode == "both":
+        runs = {m: run(m) for m in (None, "pre", "post")}
+        if examples is None:
+            for i, q in enumerate(questions):
+                print_side_by_side(q, {m: outs[i] for m, outs in runs.items()}, None, args.explain)
+        else:
+            score_modes(runs, examples)
+        return
+    force = MODES[args.mode]
+    outs = run(force)
 
     records = []
     for i, (q, out) in enumerate(zip(questions, outs)):
         mode, answer, rationale = parse_output(out["text"])
         print(f"Q: {normalize_ws(q)}")
-        print(f"  mode:      {MODE_NAMES[mode]}")
+        print(f"  mode:      {MODE_NAMES[mode]}{', forced' if force else ''}")
         print(f"  answer:    {answer if answer is not None else '(none)'}")
         if mode is None:  # neither format: show what it wrote, it is all there is to go on
             print(f"  output:    {out['text']!r}")
@@ -189,7 +315,10 @@ def main(argv=None):
         ms = sum(o["ms"] for o in outs) / len(outs)
         summary = summarize(records, ms)
         print()
-        print(format_table({ck.get("config", {}).get("mechanism", "model"): summary}))
+        name = ck.get("config", {}).get("mechanism", "model") if force is None else force
+        if force:
+            print(f"(forced {force}: every output was started with {MODE_MARKS[force]!r})")
+        print(format_table({name: summary}))
         print(f"accuracy: {sum(r['correct'] for r in records)}/{len(records)} = {summary['accuracy']:.3f}")
 
 
@@ -197,7 +326,7 @@ def cli(argv=None) -> int:
     """main() with the expected failures as one `error:` line and exit status 1 (no traceback)."""
     try:
         main(argv)
-    except (SampleError, CheckpointError, DataError) as e:
+    except ProjectError as e:  # SampleError, CheckpointError, DataError, TokenizerError, ConfigError (arguments)
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -12,6 +12,7 @@ and post students are trained on the same data and budget so one command prints 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -23,22 +24,21 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from tqdm import tqdm
 
 from atm_min.batches import batch_indices, collate, encode_items, micro_batch, perception_inputs, question_inputs
-from atm_min.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from atm_min.config import ConfigError, TrainConfig, config_to_dict, parse_args
-from atm_min.evaluate import format_table, summarize, timed_answers
-from atm_min.examples import DataError, load_split
+from atm_min.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from atm_min.config import TrainConfig, config_to_dict, parse_args
+from atm_min.errors import ConfigError, DataError, ProjectError, TrainingError
+from atm_min.compare import oracle_summary, random_routing_summary
+from atm_min.evaluate import answer_first_confidence, format_table, summarize, timed_answers
+from atm_min.examples import load_split
 from atm_min.formats import check_lengths
-from atm_min.labels import fold_ids, label
-from atm_min.learner import Learner, build_student, learner_from_checkpoint
+from atm_min.labels import evidence_counts, fold_ids, label, shuffled_labels
+from atm_min.learner import Learner, build_student, learner_from_checkpoint, load_learner_state
 from atm_min.perception import Perception, soft_prompt
+from atm_min.parallel import JobRunner, plan_workers
+from atm_min.progress import Progress
 from atm_min.tokenizer import get_tokenizer
-
-
-class TrainingError(RuntimeError):
-    """A run cannot go on (e.g. the loss became NaN); the message says what was kept."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -57,6 +57,23 @@ class Runtime:
         return self.rank == 0
 
 
+def check_device(device: str) -> None:
+    """A device this machine lacks is a ConfigError that says what to use, not torch's AssertionError later."""
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            build = " (this torch is a CPU-only build)" if torch.version.cuda is None else ""
+            raise ConfigError(f"device={device!r}: no CUDA GPU is available here{build}; use --device=cpu "
+                              f"(or --device=auto, which picks what there is)")
+        if index and int(index) >= n:
+            raise ConfigError(f"device={device!r}: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1} "
+                              f"(under torchrun: at most one process per GPU, --nproc_per_node={n})")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device='mps': Apple's MPS backend is not available here; use --device=cpu "
+                          "(or --device=auto)")
+
+
 def setup(cfg: TrainConfig) -> Runtime:
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -65,12 +82,14 @@ def setup(cfg: TrainConfig) -> Runtime:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else (
             "mps" if torch.backends.mps.is_available() else "cpu")
+    check_device(device)
     rank, world = 0, 1
     if ddp:
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
         rank, world = dist.get_rank(), dist.get_world_size()
         if device.startswith("cuda"):
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+            check_device(device)  # one GPU per process: more processes than GPUs stop here
             torch.cuda.set_device(device)
     dtype = cfg.dtype
     if dtype == "auto":  # bf16 where the GPU has it, fp16 (with a grad scaler) where not, fp32 on CPU/MPS
@@ -96,6 +115,9 @@ def load_data(cfg: TrainConfig, tok):
     if not data_dir:
         from data.synth import SynthConfig, write_suite  # the generator lives beside the other data scripts
         data_dir = os.path.join(cfg.out_dir, f"synth_{cfg.synth_seed}")
+        # Under torchrun every rank may get here at once: each writes the same bytes through a temp file of its
+        # own and renames it into place (atomic), so no rank reads a half-written file or loses a rename.
+        # test.jsonl is written last, so its presence means the suite is complete.
         if not os.path.exists(os.path.join(data_dir, "test.jsonl")):
             write_suite(SynthConfig(seed=cfg.synth_seed), data_dir, verbose=False)
     train, test = load_split(data_dir)
@@ -104,8 +126,17 @@ def load_data(cfg: TrainConfig, tok):
     if cfg.max_test:
         test = test[:cfg.max_test]
     prefix = cfg.n_prefix if cfg.mechanism == "atm" else 0
-    train = check_lengths(tok, train, cfg.block_size, prefix_len=prefix, on_too_long=cfg.on_too_long)
-    test = check_lengths(tok, test, cfg.block_size, prefix_len=prefix, on_too_long=cfg.on_too_long)
+    checked = []
+    for split, examples in (("train", train), ("test", test)):
+        if not examples:  # would fail much later (a division by zero in the data order, an empty table)
+            raise DataError(f"{os.path.join(data_dir, split + '.jsonl')} has no examples: a data folder needs at "
+                            f"least one in each of train.jsonl and test.jsonl (see data/README.md)")
+        kept = check_lengths(tok, examples, cfg.block_size, prefix_len=prefix, on_too_long=cfg.on_too_long)
+        if not kept:
+            raise DataError(f"every {split} example is longer than block_size={cfg.block_size} allows, so none "
+                            f"is left after on_too_long='drop': raise --block_size")
+        checked.append(kept)
+    train, test = checked
     return train, test, data_dir
 
 
@@ -130,24 +161,27 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module, device: str):
 
 
 def train_run(cfg: TrainConfig, rt: Runtime, tok, examples, modes, ckpt_path: str, atm: bool = False,
-              iters: int | None = None, seed: int = 0, desc: str = "train", on_step=None):
+              iters: int | None = None, seed: int = 0, desc: str = "train", on_step=None, show: bool = True):
     """Train one student (plus the perception module if atm) on `examples`, formatted in `modes`, for `iters`
     optimiser steps. Resumes from ckpt_path when cfg.resume and it exists; returns (student, perception).
-    on_step(it) is called after each step (tests use it to simulate a crash)."""
+    `seed` fixes the initialisation and the data order, so a run is the same whatever ran before it (in this
+    process or another). on_step(it) is called after each step (tests use it to simulate a crash); show=False
+    keeps the progress off the screen (worker processes), the log.jsonl records are written either way."""
     iters = iters or cfg.max_iters
+    torch.manual_seed(seed)
     student = build_student(cfg, tok.vocab_size)
     perception = Perception(student.config.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads,
                             cfg.perc_input) if atm else None
     if perception is not None and cfg.freeze_student:
         student.requires_grad_(False)
-    learner = Learner(student, perception).to(rt.device)
+    learner = Learner(student, perception, steer=cfg.routing == "soft").to(rt.device)
     optimizer = make_optimizer(cfg, learner, rt.device)
     items = encode_items(tok, examples, modes)
 
     it = 0
     if cfg.resume and os.path.exists(ckpt_path):
         ck = load_checkpoint(ckpt_path, map_location=rt.device)
-        learner.load_state_dict(ck["learner"])
+        load_learner_state(learner, ck["learner"], ckpt_path)  # another model's checkpoint: a CheckpointError
         optimizer.load_state_dict(ck["optimizer"])
         set_rng_state(ck["rng"])
         it = ck["iter"]
@@ -167,7 +201,8 @@ def train_run(cfg: TrainConfig, rt: Runtime, tok, examples, modes, ckpt_path: st
     if rt.world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[rt.device] if "cuda" in rt.device else None)
     global_batch = cfg.batch_size * cfg.grad_accum * rt.world
-    bar = tqdm(total=iters, initial=it, desc=desc, disable=not rt.master, dynamic_ncols=True, leave=False)
+    progress = Progress(desc, iters, initial=it, enabled=rt.master, log_path=os.path.join(cfg.out_dir, "log.jsonl"),
+                        stream=None if show else open(os.devnull, "w"))
     last_save, t0, tokens = time.time(), time.time(), 0
     learner.train()
     try:
@@ -201,11 +236,11 @@ def train_run(cfg: TrainConfig, rt: Runtime, tok, examples, modes, ckpt_path: st
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             it += 1
-            bar.update(1)
+            progress.advance()
             if it % cfg.log_interval == 0 or it == iters:
-                tok_s = tokens / (time.time() - t0)
-                extra = {"aux": f"{aux.item():.3f}"} if atm else {}
-                bar.set_postfix(loss=f"{lm_loss.item():.3f}", **extra, tok_s=f"{tok_s:.0f}")
+                elapsed = time.time() - t0
+                metrics = {"loss": lm_loss.item(), **({"aux": aux.item()} if atm else {})}
+                progress.log(it, {desc: metrics}, lr=lr, tok_s=tokens / elapsed, elapsed_s=elapsed)
             if time.time() - last_save > cfg.save_interval_s:
                 save(done=False)
                 last_save = time.time()
@@ -213,9 +248,9 @@ def train_run(cfg: TrainConfig, rt: Runtime, tok, examples, modes, ckpt_path: st
                 on_step(it)
     except KeyboardInterrupt:
         save(done=False)
-        bar.close()
+        progress.close()
         raise
-    bar.close()
+    progress.close()
     save(done=True)
     return student, perception
 
@@ -227,7 +262,7 @@ def load_finished(cfg: TrainConfig, rt: Runtime, tok, ckpt_path: str):
     ck = load_checkpoint(ckpt_path, map_location=rt.device)
     if not ck.get("done"):
         return None
-    learner = learner_from_checkpoint(ck, cfg).to(rt.device)
+    learner = learner_from_checkpoint(ck, cfg, ckpt_path).to(rt.device)
     return learner.student, learner.perception
 
 
@@ -242,79 +277,242 @@ def trained(cfg, rt, tok, examples, modes, ckpt_path, **kw):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Jobs. A job trains one student and puts it to work: a fold student answers its held-out questions (evidence for
+# the k-fold labels), a main student answers the test set. The jobs that do not depend on each other (all fold
+# students and the baselines) may run side by side in worker processes (atm_min/parallel.py), so a job takes
+# only picklable arguments and rebuilds its runtime and tokenizer; with workers=1 it runs right here.
+
+@dataclass
+class Job:
+    name: str                    # "pre", "post", "answer", "atm" or "fold 2/3 post"
+    fit: list[int]               # indices of the training examples it learns from
+    modes: list[str]             # the target format of each of them ("pre", "post" or "answer")
+    ckpt: str                    # its checkpoint (resume; the main students keep theirs)
+    seed: int                    # initialisation and data order
+    iters: int = 0               # optimiser steps; 0 = cfg.max_iters
+    held_out: list[int] | None = None  # fold students: indices of the training questions they label
+    cache: str = ""              # fold students: where their evidence is kept (a resumed run reuses it)
+    atm: bool = False            # train the perception module too
+
+    @property
+    def mode(self) -> str:
+        return self.modes[0] if self.modes else "pre"
+
+
+def run_job(cfg: TrainConfig, job: Job, train, test, rt: Runtime | None = None, tok=None, show: bool = True,
+            parent_pid: int | None = None):
+    """Train job's student and use it. Returns the fold evidence {held_out, correct, confidence} or a main
+    student's evaluation {summary, records, ...}; None on DDP ranks other than 0."""
+    rt = rt or setup(cfg)  # in a worker process: this process's own runtime (cfg.num_threads set by the parent)
+    tok = tok or get_tokenizer(cfg.tokenizer, cfg.tokenizer_path or None)
+
+    def parent_alive(it):  # a worker whose parent was killed stops too (its checkpoint is on disk)
+        if parent_pid is not None and os.getppid() != parent_pid:
+            os._exit(1)
+
+    student, perception = trained(cfg, rt, tok, [train[i] for i in job.fit], job.modes, job.ckpt, atm=job.atm,
+                                  iters=job.iters or None, seed=job.seed, desc=job.name, show=show,
+                                  on_step=parent_alive if parent_pid is not None else None)
+    out = None
+    if rt.master and job.held_out is not None:
+        held = [train[i] for i in job.held_out]
+        recs, _ = timed_answers(student, tok, held, rt.device, cfg.eval_batch_size, cfg.max_new_tokens, ctx=rt.ctx)
+        conf = (answer_first_confidence(student, tok, held, rt.device, cfg.eval_batch_size, ctx=rt.ctx)
+                if job.mode == "post" else None)
+        out = {"held_out": job.held_out, "correct": [r["correct"] for r in recs], "confidence": conf}
+        write_json(job.cache, out)
+        os.remove(job.ckpt)  # the evidence is what we keep; fold students can be large
+    elif rt.master:
+        out = evaluate(cfg, rt, tok, student, perception, test)
+        if job.name == "post":  # how sure it is of each gold answer: the test-set oracle label (confident_post)
+            out["confidence"] = answer_first_confidence(student, tok, test, rt.device, cfg.eval_batch_size,
+                                                        ctx=rt.ctx)
+        if job.atm:
+            p_post = post_probabilities(student, perception, tok, [train[i] for i in job.fit], rt.device)
+            out["train_p_post"] = p_post
+    if rt.world > 1:
+        dist.barrier()
+        if job.held_out is not None:
+            with open(job.cache) as f:
+                out = json.load(f)
+    return out
+
+
+def write_json(path: str, obj, indent=None):
+    """Atomically: a crash leaves the old file or the new one, never half of one."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=indent)
+    os.replace(tmp, path)
+
+
+def read_cached(cfg: TrainConfig, job: Job):
+    if cfg.resume and job.cache and os.path.exists(job.cache):
+        with open(job.cache) as f:
+            return json.load(f)
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Adaptive thinking, step 1: k-fold labels
 
-def kfold_labels(cfg: TrainConfig, rt: Runtime, tok, train) -> list[str]:
-    """Label every training question "pre" or "post" from held-out fold students. Each finished fold is cached
-    in out_dir/folds/, so an interrupted run (restarted with --resume) does not redo it."""
+def fold_jobs(cfg: TrainConfig, train) -> list[Job]:
+    """2k jobs: for each fold k, a pre and a post student trained on the other k-1 folds."""
     folds = fold_ids(len(train), cfg.folds, cfg.seed)
     fold_dir = os.path.join(cfg.out_dir, "folds")
-    os.makedirs(fold_dir, exist_ok=True)
-    ok = {}  # (mode, example index) -> held-out answer correct?
+    jobs = []
     for k in range(cfg.folds):
-        fit = [ex for ex, f in zip(train, folds) if f != k]
+        fit = [i for i, f in enumerate(folds) if f != k]
         held = [i for i, f in enumerate(folds) if f == k]
         for mode in ("pre", "post"):
-            cache = os.path.join(fold_dir, f"fold{k}_{mode}.json")
-            if cfg.resume and os.path.exists(cache):
-                with open(cache) as f:
-                    correct = json.load(f)["correct"]
-            else:
-                ckpt = os.path.join(fold_dir, f"fold{k}_{mode}.pt")
-                student, _ = train_run(cfg, rt, tok, fit, [mode] * len(fit), ckpt, iters=cfg.fold_iters or None,
-                                       seed=cfg.seed + 1000 * (k + 1), desc=f"fold {k + 1}/{cfg.folds} {mode}")
-                correct = []
-                if rt.master:
-                    recs, _ = timed_answers(student, tok, [train[i] for i in held], rt.device,
-                                            cfg.eval_batch_size, cfg.max_new_tokens, ctx=rt.ctx)
-                    correct = [r["correct"] for r in recs]
-                    tmp = cache + ".tmp"
-                    with open(tmp, "w") as f:
-                        json.dump({"held_out": held, "correct": correct}, f)
-                    os.replace(tmp, cache)
-                    os.remove(ckpt)  # the labels are what we keep; fold students can be large
-                if rt.world > 1:
-                    dist.barrier()
-                    with open(cache) as f:
-                        correct = json.load(f)["correct"]
-            for i, c in zip(held, correct):
-                ok[(mode, i)] = c
-    labels = [label(ok[("pre", i)], ok[("post", i)], cfg.label_rule, cfg.label_default) for i in range(len(train))]
-    if rt.master:
-        with open(os.path.join(cfg.out_dir, "labels.json"), "w") as f:
-            json.dump({ex.id: {"label": lab, "pre_ok": ok[("pre", i)], "post_ok": ok[("post", i)]}
-                       for i, (ex, lab) in enumerate(zip(train, labels))}, f, indent=0)
-        n_post = labels.count("post")
-        print(f"k-fold labels: {n_post} post, {len(labels) - n_post} pre "
-              f"(pre right on {sum(ok[('pre', i)] for i in range(len(train)))}, "
-              f"post right on {sum(ok[('post', i)] for i in range(len(train)))} of {len(train)} held-out questions)")
-    return labels
+            jobs.append(Job(f"fold {k + 1}/{cfg.folds} {mode}", fit, [mode] * len(fit),
+                            os.path.join(fold_dir, f"fold{k}_{mode}.pt"), seed=cfg.seed + 1000 * (k + 1),
+                            iters=cfg.fold_iters, held_out=held, cache=os.path.join(fold_dir, f"fold{k}_{mode}.json")))
+    return jobs
+
+
+def kfold_labels(cfg: TrainConfig, train, evidence: dict) -> tuple[list[str], dict]:
+    """Label every training question "pre" or "post" from the fold students' evidence (job name -> result).
+    Returns (labels, counts): counts per group of who was right (atm_min/labels.py evidence_counts)."""
+    n = len(train)
+    ok = {"pre": [None] * n, "post": [None] * n}
+    conf = [None] * n
+    for name, ev in evidence.items():
+        mode = name.split()[-1]
+        for j, i in enumerate(ev["held_out"]):
+            ok[mode][i] = ev["correct"][j]
+            if mode == "post":
+                conf[i] = ev["confidence"][j]
+    labels = [label(ok["pre"][i], ok["post"][i], cfg.label_rule, cfg.label_default, conf[i], cfg.post_confidence)
+              for i in range(n)]
+    counts = evidence_counts([ex.group for ex in train], ok["pre"], ok["post"], labels)
+    if cfg.label_source == "random":  # the ablation: the same post rate, no evidence
+        labels = shuffled_labels(labels, cfg.seed)
+    write_json(os.path.join(cfg.out_dir, "labels.json"), {
+        ex.id: {"label": lab, "pre_ok": ok["pre"][i], "post_ok": ok["post"][i], "post_confidence": conf[i]}
+        for i, (ex, lab) in enumerate(zip(train, labels))}, indent=0)
+    return labels, counts
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Evaluation
 
 @torch.no_grad()
-def label_agreement(student, perception, tok, examples, labels, device) -> float:
-    """How often the perception's answer-first probability (> 0.5) agrees with the k-fold label."""
-    hits = 0
+def post_probabilities(student, perception, tok, examples, device) -> list[float]:
+    """The perception's probability of answering first for each example (it reads the question only)."""
+    perception.eval()
+    out = []
     for s in range(0, len(examples), 512):
         chunk = examples[s:s + 512]
         q_rows, f_rows = zip(*(question_inputs(tok, ex.question) for ex in chunk))
         _, logit = soft_prompt(perception, student, *perception_inputs(q_rows, f_rows, device))
-        hits += sum((lg > 0) == (lab == "post") for lg, lab in zip(logit.tolist(), labels[s:s + 512]))
-    return hits / max(1, len(examples))
+        out.extend(torch.sigmoid(logit.float()).tolist())
+    return out
 
 
-def evaluate(cfg, rt, tok, student, perception, test):
+def evaluate(cfg, rt, tok, student, perception, test) -> dict:
+    """Greedy answers to the test set: {summary, records}. With routing="hard" the perception's classifier
+    picks each question's mode and the student is started with that mode's marker (it never saw a soft prompt)."""
+    force = None
+    if perception is not None and cfg.routing == "hard":
+        force = ["post" if p > 0.5 else "pre" for p in post_probabilities(student, perception, tok, test, rt.device)]
     records, ms = timed_answers(student, tok, test, rt.device, cfg.eval_batch_size, cfg.max_new_tokens,
-                                perception=perception, explain=cfg.explain, ctx=rt.ctx)
-    return summarize(records, ms), records
+                                perception=perception, explain=cfg.explain, ctx=rt.ctx, force=force,
+                                soft_prompt_on=cfg.routing == "soft")
+    return {"summary": summarize(records, ms), "records": records}
+
+
+def agreement(p_post: list[float], labels: list[str]) -> float:
+    """How often p(answer first) > 0.5 agrees with a label."""
+    return sum((p > 0.5) == (lab == "post") for p, lab in zip(p_post, labels)) / max(1, len(labels))
 
 
 # ----------------------------------------------------------------------------------------------------------------
 
+def main_jobs(cfg: TrainConfig, train) -> list[Job]:
+    """The students compared on the test set: cfg.mechanism's, and with atm + baselines the pre, post and
+    answer-only students of the same size and budget. The atm job's modes are filled in once labels exist."""
+    everything = list(range(len(train)))
+    mechs = ["pre", "post", "answer"] if cfg.mechanism == "atm" and cfg.baselines else []
+    jobs = [Job(m, everything, [m] * len(train), os.path.join(cfg.out_dir, f"baseline_{m}.pt"), cfg.seed)
+            for m in mechs]
+    jobs.append(Job(cfg.mechanism, everything, [] if cfg.mechanism == "atm" else [cfg.mechanism] * len(train),
+                    os.path.join(cfg.out_dir, "ckpt.pt"), cfg.seed, atm=cfg.mechanism == "atm"))
+    return jobs
+
+
+def run_all(cfg: TrainConfig, rt: Runtime, tok, train, test):
+    """Every job of the run, as many at once as plan_workers allows. Returns (evaluations by mechanism, labels,
+    label counts). The atm job waits for the fold students' evidence; everything else can start at once."""
+    folds = fold_jobs(cfg, train) if cfg.mechanism == "atm" else []
+    mains = main_jobs(cfg, train)
+    evidence = {}
+    for job in folds:  # a resumed run reuses the evidence of finished fold students
+        cached = read_cached(cfg, job)
+        if cached is not None:
+            evidence[job.name] = cached
+            if rt.master:
+                print(f"{job.name}: evidence cached in {job.cache}")
+    todo = [j for j in folds if j.name not in evidence] + [j for j in mains if not j.atm]
+    workers, threads = plan_workers(cfg.workers, len(todo) + 1, rt.device, rt.world)
+    if folds:
+        fold_dir = os.path.join(cfg.out_dir, "folds")
+        os.makedirs(fold_dir, exist_ok=True)
+        for name in os.listdir(fold_dir) if rt.master else []:  # what a killed run was writing: never complete
+            if name.endswith(".tmp"):
+                os.remove(os.path.join(fold_dir, name))
+    if rt.master:
+        print(f"training {len(todo) + any(j.atm for j in mains)} students"
+              + (f", {workers} at a time ({threads} thread{'s' * (threads > 1)} each)" if workers > 1 else ""))
+    job_cfg = dataclasses.replace(cfg, device=rt.device, num_threads=threads or cfg.num_threads)
+    results, labels, counts = {}, None, None
+    started = time.time()
+    with JobRunner(workers, threads) as runner:
+        in_worker = workers > 1
+
+        def submit(job):
+            if in_worker:
+                runner.submit(job.name, run_job, job_cfg, job, train, test, None, None, False, os.getpid())
+            else:
+                runner.submit(job.name, run_job, cfg, job, train, test, rt, tok)
+
+        for job in todo:
+            submit(job)
+        atm_job = next((j for j in mains if j.atm), None)
+        while True:
+            if atm_job is not None and labels is None and len(evidence) == len(folds):
+                labels, counts = kfold_labels(cfg, train, evidence)
+                atm_job.modes = labels
+                if rt.master:
+                    report_labels(labels, counts)
+                submit(atm_job)
+            finished = runner.next_finished()
+            if finished is None:
+                break
+            name, out = finished
+            if name.startswith("fold"):
+                evidence[name] = out
+                if rt.master:
+                    right = sum(out["correct"])
+                    print(f"{name}: right on {right}/{len(out['correct'])} held-out questions "
+                          f"({time.time() - started:.0f} s)")
+            else:
+                results[name] = out
+                if rt.master:
+                    print(f"{name}: accuracy {out['summary']['accuracy']:.3f} on the test set "
+                          f"({time.time() - started:.0f} s)")
+    return results, labels, counts
+
+
+def report_labels(labels, counts):
+    a = counts["ALL"]
+    print(f"k-fold labels: {labels.count('post')} post, {labels.count('pre')} pre of {len(labels)}; evidence: "
+          f"pre only right {a['pre_only']}, post only {a['post_only']}, both {a['both']}, neither {a['neither']} "
+          f"({100 * a['neither'] / max(1, a['n']):.1f}% labelled by label_default)")
+
+
 def main(argv):
+    t_start = time.time()
     cfg = parse_args(argv)
     rt = setup(cfg)
     tok = get_tokenizer(cfg.tokenizer, cfg.tokenizer_path or None)
@@ -323,45 +521,42 @@ def main(argv):
     if rt.master:
         print(f"data: {len(train)} train / {len(test)} test examples from {data_dir}; device {rt.device}")
 
-    runs = {}  # mechanism -> (student, perception, checkpoint path)
-    mechs = ["pre", "post"] if cfg.mechanism == "atm" and cfg.baselines else []
-    mechs.append(cfg.mechanism)
-    labels = None
-    for mech in mechs:
-        main_run = mech == cfg.mechanism
-        path = os.path.join(cfg.out_dir, "ckpt.pt" if main_run else f"baseline_{mech}.pt")
-        if mech == "atm":
-            labels = kfold_labels(cfg, rt, tok, train)
-            student, perception = trained(cfg, rt, tok, train, labels, path, atm=True, seed=cfg.seed, desc="atm")
-        else:
-            student, perception = trained(cfg, rt, tok, train, [mech] * len(train), path, seed=cfg.seed, desc=mech)
-        runs[mech] = (student, perception)
-
+    evals, labels, counts = run_all(cfg, rt, tok, train, test)
     if not rt.master:
         return
     results = {}
-    for mech, (student, perception) in runs.items():
-        results[mech], records = evaluate(cfg, rt, tok, student, perception, test)
-        if mech == "atm":
-            results[mech]["label_agreement"] = label_agreement(student, perception, tok, train, labels, rt.device)
+    for mech, ev in evals.items():
+        results[mech] = ev["summary"]
         with open(os.path.join(cfg.out_dir, f"predictions_{mech}.jsonl"), "w") as f:
-            for r in records:
+            for r in ev["records"]:
                 f.write(json.dumps(r) + "\n")
-    tmp = os.path.join(cfg.out_dir, "results.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(tmp, os.path.join(cfg.out_dir, "results.json"))
-    print(format_table(results))
+    if "atm" in evals:
+        atm = results["atm"]
+        atm["label_agreement"] = agreement(evals["atm"]["train_p_post"], labels)
+        atm["label_counts"] = counts
+        if "pre" in evals and "post" in evals:
+            pre, post = evals["pre"]["records"], evals["post"]["records"]
+            test_labels = [label(a["correct"], b["correct"], cfg.label_rule, cfg.label_default, c,
+                                 cfg.post_confidence) for a, b, c in zip(pre, post, evals["post"]["confidence"])]
+            atm["test_oracle_agreement"] = agreement([r["p_post"] for r in evals["atm"]["records"]], test_labels)
+            results["oracle"] = oracle_summary(pre, post)
+            results["random"] = random_routing_summary(pre, post, atm["post_fraction"])
+    table = dict(results)
+    results["run"] = {"command": " ".join(["python train.py", *argv]), "wall_time_s": time.time() - t_start}
+    write_json(os.path.join(cfg.out_dir, "results.json"), results, indent=2)
+    print(format_table(table))
     if "atm" in results:
-        print(f"atm: perception agrees with the k-fold labels on {100 * results['atm']['label_agreement']:.1f}% "
-              f"of training questions")
-    print(f"wrote {os.path.join(cfg.out_dir, 'results.json')}")
+        atm = results["atm"]
+        print(f"atm: the perception agrees with the k-fold labels on {100 * atm['label_agreement']:.1f}% of training "
+              f"questions" + (f" and with the test-set oracle label on {100 * atm['test_oracle_agreement']:.1f}% of "
+                              f"test questions" if "test_oracle_agreement" in atm else ""))
+    print(f"wrote {os.path.join(cfg.out_dir, 'results.json')}; wall time {results['run']['wall_time_s']:.0f} s")
 
 
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except (ConfigError, DataError, CheckpointError, TrainingError, FileNotFoundError) as e:
+    except (ProjectError, OSError) as e:  # the one place errors become an `error:` line (and exit status 1)
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit("interrupted: the checkpoint was saved; continue with --resume")

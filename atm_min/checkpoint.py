@@ -20,9 +20,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, unsafe or damaged; the message says which and what to do."""
+from .errors import CheckpointError  # the project's one checkpoint error (model.py's GPT-2 loader raises it too)
 
 
 # What a checkpoint may hold: the types torch.load(weights_only=True) rebuilds without importing anything else.
@@ -130,7 +128,8 @@ def load_checkpoint(path: str, map_location="cpu") -> dict:
     except OSError as e:  # permissions, I/O errors
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
     except Exception as e:  # truncated zip (RuntimeError), empty file (EOFError), garbage bytes (KeyError, ...)
-        detail = f"{type(e).__name__}: {e}".strip().rstrip(":")
+        first = re.split(r"(?<=\.)\s", str(e).strip(), maxsplit=1)[0][:200]  # torch's advice that follows: noise
+        detail = f"{type(e).__name__}: {first}".strip().rstrip(":")
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({detail}); delete it and "
                               f"train again (or resume from an older copy)") from e
     if not isinstance(state, dict):

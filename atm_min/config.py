@@ -20,9 +20,7 @@ import types
 import typing
 from dataclasses import dataclass
 
-
-class ConfigError(ValueError):
-    """A setting is unknown, of the wrong type or out of range; the message says which and why."""
+from .errors import ConfigError  # defined with the project's other errors; still importable from here
 
 
 # Pretrained shapes of the GPT-2 family, so that a recipe cannot silently disagree with the weights it loads.
@@ -92,14 +90,20 @@ class TrainConfig:
     resume: bool = False           # continue from the checkpoint in out_dir instead of starting over
     save_interval_s: float = 60.0  # write a checkpoint at least this often (seconds), so a crash loses little
     log_interval: int = 20         # print the training loss every this many steps
-    num_threads: int = 0           # torch CPU threads; 0 = torch's default
+    num_threads: int = 0           # torch CPU threads; 0 = torch's default (with workers > 1: cores / workers)
+    workers: int = 0               # students trained at once, one process each, for the independent students (fold
+                                   # students and baselines): 0 = auto (on a CPU as many as cores, up to 4; on a
+                                   # GPU or under torchrun 1); 1 = one after another in this process (the reference)
     # ATM. These are OUR choices: the paper does not publish its perception or labelling hyper-parameters.
-    folds: int = 5                 # k-fold cross-labelling: each fold's pre/post students label the held-out part
-    fold_iters: int = 700          # optimiser steps for each fold's students (they only label); 0 = max_iters
-    # label_rule turns the fold students' correctness on an example into its pre/post label:
+    folds: int = 3                 # k-fold cross-labelling: each fold's pre/post students label the held-out part
+    fold_iters: int = 0            # optimiser steps for each fold's students; 0 = max_iters (competent labellers)
+    # label_rule turns the fold students' evidence on an example into its pre/post label (atm_min/labels.py):
+    #   "confident_post": post if the post student is right and sure of it (p(gold answer) >= post_confidence),
+    #                     or right where pre is wrong; else pre if the pre student is right; else label_default
     #   "prefer_post": post if the post student is right, else pre if the pre student is right, else label_default
     #   "prefer_pre":  pre if the pre student is right, else post if the post student is right, else label_default
-    label_rule: str = "prefer_post"  # "prefer_post" or "prefer_pre": which format wins when both are right
+    label_rule: str = "confident_post"  # how evidence becomes a label; see above
+    post_confidence: float = 0.9   # confident_post: how sure an answer-first student must be to make answering first safe
     label_default: str = "pre"     # the label when neither fold student answers correctly: a hard question, think
     n_prefix: int = 4              # soft-prompt vectors the perception feeds the student
     perc_layers: int = 1           # transformer layers in the perception module
@@ -141,7 +145,8 @@ class TrainConfig:
         for key in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "grad_accum", "max_iters",
                     "log_interval", "n_prefix", "perc_layers", "perc_heads", "eval_batch_size", "max_new_tokens"):
             need(getattr(self, key) > 0, key, "a positive integer")
-        for key in ("max_train", "max_test", "warmup_iters", "fold_iters", "num_threads", "synth_seed", "seed"):
+        for key in ("max_train", "max_test", "warmup_iters", "fold_iters", "num_threads", "synth_seed", "seed",
+                    "workers"):
             need(getattr(self, key) >= 0, key, "an integer >= 0")
         need(self.folds >= 2, "folds", "an integer >= 2 (each fold's students label the part they did not see)")
         need(self.lr > 0, "lr", "a learning rate > 0")
@@ -154,6 +159,7 @@ class TrainConfig:
         need(self.grad_clip >= 0, "grad_clip", "a number >= 0 (0 = no clipping)")
         need(self.save_interval_s >= 0, "save_interval_s", "a number of seconds >= 0")
         need(self.aux_weight >= 0, "aux_weight", "a number >= 0")
+        need(0 <= self.post_confidence <= 1, "post_confidence", "a probability in [0, 1]")
         need(self.init_from != "", "init_from", "'scratch', a GPT-2 name or a local HF directory")
         need(self.out_dir != "", "out_dir", "a directory path")
 
@@ -228,8 +234,12 @@ def load_config_file(path: str) -> dict:
     if not os.path.isfile(path):
         hint = " (settings are written --key=value)" if "=" in path or path.startswith("-") else ""
         raise ConfigError(f"no config file at {path!r}{hint}")
-    with open(path, encoding="utf-8") as f:
-        source = f.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path!r} is not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} at "
+                          f"offset {e.start}); save it as UTF-8") from None
     namespace: dict = {"__file__": os.path.abspath(path)}
     try:
         exec(compile(source, path, "exec"), namespace)  # a fresh dict: the file cannot touch our globals

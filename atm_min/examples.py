@@ -27,14 +27,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .answers import ANSWER_TYPES, normalize
+from .errors import DataError  # defined with the project's other errors; still importable from here
 
 REQUIRED_FIELDS = ("id", "question", "rationale", "answer", "answer_type")
 OPTIONAL_FIELDS = ("group",)
 MAX_ERRORS_SHOWN = 10
-
-
-class DataError(ValueError):
-    """Malformed data; the message names the file and line(s)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +91,18 @@ def _summarise(path, errors: list[tuple[int, str]]) -> str:
     return summarise_errors(path, [f"line {n}: {msg}" for n, msg in errors])
 
 
+def read_text(path) -> str:
+    """The text of a data file, which must be UTF-8 (JSON's encoding). Anything else is a DataError that names
+    the line, rather than a UnicodeDecodeError that names a byte offset."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}: line {line} is not UTF-8 text (byte {data[e.start:e.start + 1]!r}); save the "
+                        f"file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`)") from None
+
+
 def load_examples(path) -> list[Example]:
     """Read and validate a JSONL file; raise DataError (naming file and lines) if any line is bad."""
     path = Path(path)
@@ -101,23 +110,22 @@ def load_examples(path) -> list[Example]:
         raise DataError(f"{path}: file not found")
     examples, errors = [], []
     first_line: dict[str, int] = {}  # id -> line it first appeared on
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                ex = Example.from_dict(json.loads(line))
-            except json.JSONDecodeError as e:
-                errors.append((n, f"invalid JSON ({e.msg} at column {e.colno})"))
-                continue
-            except (DataError, TypeError) as e:
-                errors.append((n, str(e)))
-                continue
-            if ex.id in first_line:
-                errors.append((n, f"duplicate id {ex.id!r} (first on line {first_line[ex.id]})"))
-                continue
-            first_line[ex.id] = n
-            examples.append(ex)
+    for n, line in enumerate(read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            ex = Example.from_dict(json.loads(line))
+        except json.JSONDecodeError as e:
+            errors.append((n, f"invalid JSON ({e.msg} at column {e.colno})"))
+            continue
+        except (DataError, TypeError) as e:
+            errors.append((n, str(e)))
+            continue
+        if ex.id in first_line:
+            errors.append((n, f"duplicate id {ex.id!r} (first on line {first_line[ex.id]})"))
+            continue
+        first_line[ex.id] = n
+        examples.append(ex)
     if errors:
         raise DataError(_summarise(path, errors))
     return examples

@@ -4,6 +4,8 @@ come through here, so a template change happens once.
     prompt        "Q: {question}\\n"
     pre target    "Reasoning: {rationale} Answer: {answer}" + <|endoftext|>     (think, then answer)
     post target   "Answer: {answer}\\nReasoning: {rationale}" + <|endoftext|>   (answer, then explain)
+    answer target "Answer: {answer}" + <|endoftext|>                            (answer only: the "vanilla"
+                  fine-tuning baseline of Fine-tune-CoT and distilling step-by-step; no rationale at all)
 
 Question, rationale and answer are whitespace-normalised first (every run of whitespace, newlines included, becomes
 one space), so the ONLY newline inside a target is the one that ends a post-thinking answer. Generation stops at the
@@ -21,10 +23,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from .answers import ANSWER_MARK, REASON_MARK
 from .examples import DataError, Example
 
-MODES = ("pre", "post")
+MODES = ("pre", "post")  # the two thinking formats; "answer" (no rationale) is a baseline, not a mode ATM picks
+TARGET_FORMATS = MODES + ("answer",)
 IGNORE_INDEX = -1  # targets equal to this are skipped by the loss (F.cross_entropy(..., ignore_index=-1))
 
-__all__ = ["MODES", "ANSWER_MARK", "REASON_MARK", "IGNORE_INDEX", "normalize_ws", "format_prompt",
+__all__ = ["MODES", "TARGET_FORMATS", "ANSWER_MARK", "REASON_MARK", "IGNORE_INDEX", "normalize_ws", "format_prompt",
            "format_target", "encode", "make_xy", "length_report", "check_lengths"]
 
 
@@ -34,8 +37,8 @@ def normalize_ws(text: str) -> str:
 
 
 def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+    if mode not in TARGET_FORMATS:
+        raise ValueError(f"unknown mode {mode!r}: choose one of {', '.join(TARGET_FORMATS)}")
 
 
 def format_prompt(question: str) -> str:
@@ -53,6 +56,8 @@ def format_target(example: Example | Mapping[str, str], mode: str) -> str:
     rationale, answer = normalize_ws(rationale), normalize_ws(answer)
     if mode == "pre":
         return f"{REASON_MARK} {rationale} {ANSWER_MARK} {answer}"
+    if mode == "answer":
+        return f"{ANSWER_MARK} {answer}"
     return f"{ANSWER_MARK} {answer}\n{REASON_MARK} {rationale}"
 
 

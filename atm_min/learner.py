@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import CheckpointError
 from .model import GPT, GPTConfig
 from .perception import Perception, soft_prompt
 
@@ -18,9 +19,12 @@ from .perception import Perception, soft_prompt
 class Learner(nn.Module):
     """Student + optional perception in one module, so DDP syncs both and one forward gives the loss."""
 
-    def __init__(self, student: GPT, perception: Perception | None):
+    def __init__(self, student: GPT, perception: Perception | None, steer: bool = True):
         super().__init__()
         self.student, self.perception = student, perception
+        # steer=False is the "hard routing" ablation (TrainConfig.routing="hard"): the perception only learns to
+        # classify, the student never sees a soft prompt, and at test time the classifier picks the mode.
+        self.steer = steer
 
     def forward(self, x, y, q_ids, q_mask, features, post, aux_weight: float = 0.0):
         prefix = None
@@ -28,6 +32,8 @@ class Learner(nn.Module):
         if self.perception is not None:
             prefix, post_logit = soft_prompt(self.perception, self.student, q_ids, q_mask, features)
             aux = F.binary_cross_entropy_with_logits(post_logit.float(), post)  # learn the k-fold label
+            if not self.steer:
+                prefix = None
         _, lm_loss = self.student(x, y, prefix_embeds=prefix)
         return lm_loss + aux_weight * aux, lm_loss, aux
 
@@ -43,12 +49,35 @@ def build_student(cfg, vocab_size: int) -> GPT:
                                block_size=cfg.block_size)
 
 
-def learner_from_checkpoint(ck: dict, cfg) -> Learner:
+def load_learner_state(learner: Learner, state: dict, path: str) -> None:
+    """learner.load_state_dict(state). A checkpoint of another shape (other sizes, tokenizer or mechanism) is a
+    CheckpointError naming the file and the first mismatch, not torch's page-long list of them."""
+    try:
+        learner.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as e:
+        raise _mismatch(path, e) from e
+
+
+def learner_from_checkpoint(ck: dict, cfg, path: str = "the checkpoint") -> Learner:
     """The Learner saved in checkpoint dict ck (train.py's save()); cfg gives the perception's sizes.
-    Raises TypeError/ValueError/RuntimeError when the checkpoint does not match this code's model."""
-    student = GPT(GPTConfig(**ck["model_args"]))
-    perception = Perception(student.config.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads,
-                            cfg.perc_input) if ck["atm"] else None
-    learner = Learner(student, perception)
-    learner.load_state_dict(ck["learner"])
+    Raises CheckpointError when the checkpoint does not match this code's model."""
+    try:
+        student = GPT(GPTConfig(**ck["model_args"]))
+        perception = Perception(student.config.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads,
+                                cfg.perc_input) if ck["atm"] else None
+    except (TypeError, ValueError, KeyError, AssertionError) as e:  # unknown model_args, sizes that do not divide
+        raise _mismatch(path, e) from e
+    learner = Learner(student, perception, steer=getattr(cfg, "routing", "soft") == "soft")
+    load_learner_state(learner, ck["learner"], path)
     return learner
+
+
+def _mismatch(path: str, e: Exception) -> CheckpointError:
+    # torch's message starts "Error(s) in loading state_dict for Learner:" and then lists every tensor.
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("Error(s) in loading")]
+    detail = lines[0] if lines else type(e).__name__
+    if len(detail) > 200:  # "Missing key(s) in state_dict: ..." lists every key
+        detail = detail[:200].rsplit(" ", 1)[0] + " ..."
+    return CheckpointError(f"{path} does not match the model it is loaded into ({detail}): it was saved with "
+                           f"other settings (sizes, tokenizer, mechanism) or by other code. Use the settings it "
+                           f"was trained with, or train afresh in another --out_dir")

@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import CheckpointError  # GPT.from_pretrained's failures; the project's one checkpoint error
+
 
 @dataclass
 class GPTConfig:
@@ -321,10 +323,6 @@ HF_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp
 # HF config.json keys -> ours, and GPT2Config's defaults for configs that leave one out.
 _HF_KEYS = dict(n_layer=("n_layer", 12), n_head=("n_head", 12), n_embd=("n_embd", 768),
                 vocab_size=("vocab_size", 50257))
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that GPT.from_pretrained cannot load, with the reason in the message."""
 
 
 def _checkpoint_dir(name_or_dir) -> Path:

@@ -40,7 +40,7 @@ class CrossAttention(nn.Module):
         self.kv_proj = nn.Linear(n_embd, 2 * n_embd)
         self.c_proj = nn.Linear(n_embd, n_embd)
 
-    def forward(self, q_in, kv_in, key_mask):
+    def forward(self, q_in, kv_in, key_mask, return_att=False):
         # q_in (B, P, C) queries; kv_in (B, S, C) question; key_mask (B, S) bool, False = padding
         B, P, C = q_in.shape
         S = kv_in.size(1)
@@ -53,7 +53,8 @@ class CrossAttention(nn.Module):
         att = att.masked_fill(~key_mask[:, None, None, :], float("-inf"))  # never attend to padding
         att = F.softmax(att, dim=-1)
         y = (att @ v).transpose(1, 2).reshape(B, P, C)  # (B, P, C)
-        return self.c_proj(y)
+        y = self.c_proj(y)
+        return (y, att) if return_att else y  # att (B, nh, P, S): each query's weights over the keys, sum 1
 
 
 class PerceptionBlock(nn.Module):
@@ -65,10 +66,11 @@ class PerceptionBlock(nn.Module):
         self.ln_2 = nn.LayerNorm(n_embd)
         self.mlp = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd))
 
-    def forward(self, x, kv, key_mask):
-        x = x + self.attn(self.ln_q(x), self.ln_kv(kv), key_mask)  # residual around cross-attention
+    def forward(self, x, kv, key_mask, return_att=False):
+        a, att = self.attn(self.ln_q(x), self.ln_kv(kv), key_mask, return_att=True)
+        x = x + a  # residual around cross-attention
         x = x + self.mlp(self.ln_2(x))  # residual around the MLP
-        return x
+        return (x, att) if return_att else x
 
 
 PERCEPTION_INPUTS = ("both", "features", "tokens")
@@ -93,28 +95,33 @@ class Perception(nn.Module):
         nn.init.zeros_(self.out_proj.bias)
         self.mode_head = nn.Linear(n_embd, 1)  # logit of "answer first" (post-thinking)
 
-    def forward(self, q_emb, q_mask, features):
+    def forward(self, q_emb, q_mask, features, return_att=False):
         """q_emb (B, T, C): the student's token embeddings of the question (not the template);
         q_mask (B, T) bool, False at padding; features (B, N_FEATURES).
-        Returns prefix (B, P, C) for the student and post_logit (B,)."""
+        Returns prefix (B, P, C) for the student and post_logit (B,); with return_att=True also a list with one
+        (B, n_head, P, 1+T) tensor per block: each query's attention weights, key 0 = the feature "token",
+        keys 1.. = the question tokens (each row sums to 1; masked keys get 0)."""
         B = q_emb.size(0)
+        features = features.to(q_emb.dtype)  # the features arrive as float32 whatever the model's dtype
         kv = torch.cat([self.feat_proj(features)[:, None, :], q_emb], dim=1)  # (B, 1+T, C)
         feat_mask = torch.full((B, 1), self.inputs != "tokens", dtype=torch.bool, device=q_mask.device)
         tok_mask = q_mask & (self.inputs != "features")  # an ablation hides one kind of input from the queries
         kv_mask = torch.cat([feat_mask, tok_mask], dim=1)  # (B, 1+T)
         x = self.queries.expand(B, -1, -1)  # (B, P, C)
+        atts = []
         for block in self.blocks:
-            x = block(x, kv, kv_mask)
+            x, att = block(x, kv, kv_mask, return_att=True)
+            atts.append(att)
         x = self.ln_f(x)
         prefix = self.out_proj(x)  # (B, P, C)
         post_logit = self.mode_head(x.mean(dim=1)).squeeze(-1)  # (B,)
-        return prefix, post_logit
+        return (prefix, post_logit, atts) if return_att else (prefix, post_logit)
 
 
-def soft_prompt(perception: Perception, student, q_ids, q_mask, features):
+def soft_prompt(perception: Perception, student, q_ids, q_mask, features, return_att=False):
     """Run the perception on a batch of questions. It reads the question through the student's own token
     embedding table (wte), so it sees the same vocabulary the student does. The embeddings are detached: the
     perception's classification loss on (noisy) k-fold labels must not pull the student's vocabulary around;
     the student's own loss still trains the perception through the soft prompt."""
     q_emb = student.transformer.wte(q_ids).detach()  # (B, Tq, C)
-    return perception(q_emb, q_mask, features)
+    return perception(q_emb, q_mask, features, return_att=return_att)

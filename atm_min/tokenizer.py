@@ -13,6 +13,8 @@ import os
 import tiktoken
 from tiktoken.load import load_tiktoken_bpe
 
+from .errors import TokenizerError
+
 EOT = "<|endoftext|>"
 # GPT-2's pre-tokenisation regex (from the original encoder.py); tiktoken needs it when we build the encoding
 # ourselves from a ranks file.
@@ -64,12 +66,16 @@ def gpt2_tokenizer(path: str | None = None) -> Tokenizer:
     path = path or os.environ.get(GPT2_PATH_ENV)
     if path:
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"GPT-2 tokenizer file not found: {path}")
-        ranks = load_tiktoken_bpe(path)
-        enc = tiktoken.Encoding(name="gpt2", pat_str=GPT2_PAT, mergeable_ranks=ranks,
-                                special_tokens={EOT: 50256}, explicit_n_vocab=50257)
+            raise TokenizerError(f"GPT-2 tokenizer file not found: {path} (--tokenizer_path or {GPT2_PATH_ENV})")
+        try:
+            ranks = load_tiktoken_bpe(path)
+            enc = tiktoken.Encoding(name="gpt2", pat_str=GPT2_PAT, mergeable_ranks=ranks,
+                                    special_tokens={EOT: 50256}, explicit_n_vocab=50257)
+        except Exception as e:  # not base64 + rank lines, or not GPT-2's 50256 ranks
+            raise TokenizerError(f"{path} is not GPT-2's gpt2.tiktoken ranks file ({type(e).__name__}: "
+                                 f"{str(e)[:200]})") from e
         return Tokenizer("gpt2", enc)
-    raise RuntimeError(
+    raise TokenizerError(
         "Could not load the GPT-2 tokenizer: tiktoken could not download it "
         f"({type(first_error).__name__}). Offline, pass a local `gpt2.tiktoken` ranks file with "
         f"--tokenizer_path=PATH or set {GPT2_PATH_ENV}=PATH (the file is in the openai-whisper package, "
@@ -81,4 +87,4 @@ def get_tokenizer(name: str, path: str | None = None) -> Tokenizer:
         return byte_tokenizer()
     if name == "gpt2":
         return gpt2_tokenizer(path)
-    raise ValueError(f"unknown tokenizer {name!r}: choose 'bytes' or 'gpt2'")
+    raise TokenizerError(f"unknown tokenizer {name!r}: choose 'bytes' or 'gpt2'")

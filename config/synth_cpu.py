@@ -48,12 +48,15 @@ seed = 1337
 resume = False
 save_interval_s = 60.0
 log_interval = 20
-num_threads = 0        # 0 = torch's default
+num_threads = 0        # 0 = torch's default (cores / workers when several students train at once)
+workers = 0            # 0 = auto: on a CPU one process per core trains the independent students side by side
 
 # ATM: our choices (the paper does not publish these)
-folds = 5
-fold_iters = 700       # fold students only label: 700 steps learn both families; 0 = max_iters
-label_rule = "prefer_post"
+folds = 3              # 3 x (pre + post) fold students, each on 2/3 of the training questions
+fold_iters = 0         # 0 = max_iters: fold students as competent as the students they label for (700 left ~40%
+                       # of the labels to label_default on chains of 1-6 operations)
+label_rule = "confident_post"
+post_confidence = 0.9  # answer first only where the held-out answer-first student was right AND sure
 label_default = "pre"  # neither fold student right: a hard question, so think first
 n_prefix = 4
 perc_layers = 1

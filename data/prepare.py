@@ -23,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: find atm_min
 
 from atm_min.answers import ANSWER_TYPES, normalize  # noqa: E402
-from atm_min.examples import DataError, Example, summarise_errors, write_examples  # noqa: E402
+from atm_min.errors import ArgumentParser, ProjectError  # noqa: E402
+from atm_min.examples import DataError, Example, read_text, summarise_errors, write_examples  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parent
 
@@ -43,10 +44,16 @@ def _read_json(path: Path):
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return json.loads(read_text(path))  # read_text: a file that is not UTF-8 is a DataError naming the line
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+
+
+def _input_folder(path) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"--input {path}: no such folder (give the folder that holds the dataset's files)")
+    return path
 
 
 def _as_text(value, what: str) -> str:
@@ -90,7 +97,7 @@ def convert_finetune_cot(input_dir, task: str, split: str = "default", keep_all:
     (all of them with keep_all), one example each, id "<task>/<sample_index>/<completion_index>".
     Test: every test question once, id "<task>/<sample_index>", gold answer, rationale from the first completion
     whose teacher answer is right (else the first one), for reference only."""
-    input_dir = Path(input_dir)
+    input_dir = _input_folder(input_dir)
     answer_type = answer_type or FINETUNE_COT_TASKS.get(task)
     if answer_type is None:
         raise DataError(f"unknown Fine-tune-CoT task {task!r}: pass --answer_type "
@@ -189,34 +196,33 @@ def read_gsm8k(path, split: str) -> list[Example]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     out, errors = [], []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if not isinstance(row, dict) or not isinstance(row.get("question"), str) \
-                        or not isinstance(row.get("answer"), str):
-                    raise DataError("expected an object with string fields \"question\" and \"answer\"")
-                if "####" not in row["answer"]:
-                    raise DataError("answer has no \"####\" before the final answer")
-                reasoning, final = row["answer"].rsplit("####", 1)
-                rationale = _CALC.sub("", reasoning).strip()
-                steps = len([s for s in rationale.split("\n") if s.strip()])
-                out.append(Example(id=f"gsm8k/{split}/{len(out)}", question=row["question"].strip(),
-                                   rationale=rationale, answer=gold_answer(final.strip(), "number", "answer"),
-                                   answer_type="number", group=f"gsm8k/steps={steps}"))
-            except json.JSONDecodeError as e:
-                errors.append(f"line {n}: invalid JSON ({e.msg})")
-            except DataError as e:
-                errors.append(f"line {n}: {e}")
+    for n, line in enumerate(read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("question"), str) \
+                    or not isinstance(row.get("answer"), str):
+                raise DataError("expected an object with string fields \"question\" and \"answer\"")
+            if "####" not in row["answer"]:
+                raise DataError("answer has no \"####\" before the final answer")
+            reasoning, final = row["answer"].rsplit("####", 1)
+            rationale = _CALC.sub("", reasoning).strip()
+            steps = len([s for s in rationale.split("\n") if s.strip()])
+            out.append(Example(id=f"gsm8k/{split}/{len(out)}", question=row["question"].strip(),
+                               rationale=rationale, answer=gold_answer(final.strip(), "number", "answer"),
+                               answer_type="number", group=f"gsm8k/steps={steps}"))
+        except json.JSONDecodeError as e:
+            errors.append(f"line {n}: invalid JSON ({e.msg})")
+        except DataError as e:
+            errors.append(f"line {n}: {e}")
     if errors:
         raise DataError(summarise_errors(path, errors))
     return out
 
 
 def convert_gsm8k(input_dir) -> tuple[list[Example], list[Example]]:
-    input_dir = Path(input_dir)
+    input_dir = _input_folder(input_dir)
     return read_gsm8k(input_dir / "train.jsonl", "train"), read_gsm8k(input_dir / "test.jsonl", "test")
 
 
@@ -228,7 +234,7 @@ def read_rows(path) -> list[tuple[str, dict]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     if text.lstrip().startswith("["):
         items = _read_json(path)
         rows = [(f"item {i}", obj) for i, obj in enumerate(items)]
@@ -329,7 +335,7 @@ def convert_jsonl(train_path, test_path=None, *, answer_type: str | None, questi
 # ------------------------------------------------------------------------------------------------------------ CLI
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     f = sub.add_parser("finetune-cot", help="Fine-tune-CoT teacher completions (completion_data/ + split/)")
@@ -363,8 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # a bad command line is a ConfigError, reported below
         if args.command == "finetune-cot":
             train, test, counts = convert_finetune_cot(args.input, args.task, args.split, args.keep_all,
                                                        args.answer_type)
@@ -384,7 +390,7 @@ def main(argv=None) -> None:
             dropped = f", dropped {counts['dropped_wrong']} (teacher wrong)" if args.teacher_answer_key else ""
             print(f"jsonl: train {counts['train_rows']} rows, kept {counts['kept']}{dropped}; test {counts['test']}")
             write_split(Path(args.out), train, test)
-    except (DataError, OSError) as e:
+    except (ProjectError, OSError) as e:  # the one place errors become an `error:` line (and exit status 1)
         sys.exit(f"error: {e}")
 
 

@@ -21,12 +21,17 @@ choices: the paper does not publish its data beyond the real datasets.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
 import sys
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: find atm_min
+
+from atm_min.errors import ArgumentParser, ConfigError, DataError, ProjectError  # noqa: E402  (no torch)
 
 VAR_NAMES = "abcdefghijkmnpqrstuvwxyz"  # no 'l'/'o': easy to confuse with digits when reading
 
@@ -43,6 +48,21 @@ class SynthConfig:
     direct_max: int = 4
     slip_rate: float = 1.0       # how often the teacher makes its systematic slip when it can
     noise_rate: float = 0.0      # chance of a random arithmetic slip per multistep step (mostly filtered out)
+
+    def validate(self) -> "SynthConfig":
+        """Refuse settings that would write an empty or nonsensical suite; ConfigError names the setting."""
+        def need(ok, key, what):
+            if not ok:
+                raise ConfigError(f"{key}={getattr(self, key)!r}: expected {what}")
+        need(self.n_train >= 1, "n_train", "an integer >= 1")
+        need(self.n_test >= 1, "n_test", "an integer >= 1")
+        for key in ("multistep_frac", "slip_rate", "noise_rate"):
+            need(0 <= getattr(self, key) <= 1, key, "a fraction in [0, 1]")
+        need(self.multistep_min >= 1, "multistep_min", "an integer >= 1")
+        need(self.multistep_max >= self.multistep_min, "multistep_max", "an integer >= multistep_min")
+        need(self.direct_min >= 1, "direct_min", "an integer >= 1 (digits)")
+        need(self.direct_max >= self.direct_min, "direct_max", "an integer >= direct_min")
+        return self
 
 
 def multistep_example(rng: random.Random, n: int, cfg: SynthConfig):
@@ -94,18 +114,28 @@ def make_split(rng: random.Random, n_questions: int, cfg: SynthConfig, split: st
 
 def generate(cfg: SynthConfig):
     """Returns (train, test, n_dropped): lists of example dicts in the project's JSONL schema."""
-    rng = random.Random(cfg.seed)
+    rng = random.Random(cfg.validate().seed)
     train, dropped = make_split(rng, cfg.n_train, cfg, "train", only_correct=True)
     test, _ = make_split(rng, cfg.n_test, cfg, "test", only_correct=False)
+    if not train:
+        raise DataError(f"all {cfg.n_train} training questions were filtered out (the teacher was wrong on each): "
+                        f"raise --n_train or lower --slip_rate / --noise_rate")
     return train, test, dropped
 
 
 def write_jsonl(path, rows):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    os.replace(tmp, path)
+    """Write rows atomically: a temp file of this process's own (so that several processes writing the same
+    suite at once, e.g. torchrun's ranks, never take each other's), then os.replace over `path`."""
+    tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+        os.replace(tmp, path)
+    except BaseException:  # includes KeyboardInterrupt: leave no temp file behind
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def write_suite(cfg: SynthConfig, out_dir: str, verbose: bool = True):
@@ -130,18 +160,20 @@ def length_stats(rows):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="output folder for train.jsonl and test.jsonl")
-    for name, default in SynthConfig().__dict__.items():
-        p.add_argument(f"--{name}", type=type(default), default=default)
-    args = p.parse_args(argv)
-    cfg = SynthConfig(**{k: getattr(args, k) for k in SynthConfig().__dict__})
-    train, test = write_suite(cfg, args.out)
+    for f in fields(SynthConfig):
+        p.add_argument(f"--{f.name}", type=type(f.default), default=f.default)
+    try:
+        args = p.parse_args(argv)  # a bad command line is a ConfigError, reported below
+        cfg = SynthConfig(**{f.name: getattr(args, f.name) for f in fields(SynthConfig)})
+        train, test = write_suite(cfg, args.out)
+    except (ProjectError, OSError) as e:  # the one place errors become an `error:` line (and exit status 1)
+        sys.exit(f"error: {e}")
     groups = {}
     for r in train:
         groups[r["group"]] = groups.get(r["group"], 0) + 1
     print("train examples by group:", dict(sorted(groups.items())))
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     for mode, (lo, med, hi) in length_stats(train + test).items():
         print(f"{mode}: tokens per sequence with the byte tokenizer: min {lo}, median {med}, max {hi}")
 

@@ -136,3 +136,85 @@ def test_generate_with_perception_and_raw_questions():
     b = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8, temperature=1.0, top_k=5,
                        generator=torch.Generator().manual_seed(0))
     assert [o["text"] for o in a] == [o["text"] for o in b]
+
+
+# ------------------------------------------------------------------------------------------------ forced modes
+
+def test_mode_marks_are_the_first_tokens_of_each_target():
+    """A forced mode feeds the student the ids its training target starts with (prompt and target are
+    tokenised apart, so the marker's ids are a prefix of the target's)."""
+    from atm_min.evaluate import MODE_MARKS
+    from atm_min.formats import encode
+    ex = EXAMPLES[0]
+    for mode, mark in MODE_MARKS.items():
+        _, target = encode(TOK, ex, mode)
+        assert target[:len(TOK.encode(mark))] == TOK.encode(mark)
+
+
+def test_forced_modes_start_with_the_marker_and_count_it():
+    model = tiny_student()
+    free = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12)
+    for mode, mark in (("pre", "Reasoning:"), ("post", "Answer:")):
+        outs = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12, force=mode)
+        recs = generate_answers(model, TOK, EXAMPLES, "cpu", 4, 12, force=mode)
+        for o, r in zip(outs, recs):
+            assert o["text"].startswith(mark) and r["mode"] == mode and r["text"] == o["text"]
+            # the marker's tokens count, and come out of the same budget as a free generation's
+            assert len(mark) < o["new_tokens"] <= 12
+        # the continuation is what the student writes after the marker (the same as writing it itself)
+        for q, o in zip(QUESTIONS, outs):
+            idx = torch.tensor([TOK.encode(f"Q: {q}\n" + mark)])
+            cont = model.generate(idx, 12 - len(mark), temperature=0.0, stop_ids=[TOK.eot_id] + TOK.newline_ids)
+            assert o["text"] == mark + TOK.decode(cont[0])
+    assert not any(o["text"].startswith(("Reasoning:", "Answer:")) for o in free)  # a random student: neither
+
+
+def test_forced_modes_per_question_in_one_batch():
+    """One mode per question (the lead's hard routing): a mixed batch gives what each question gets alone."""
+    model = tiny_student()
+    torch.manual_seed(1)
+    perc = Perception(32, n_prefix=2, n_layer=1, n_head=2)
+    force = ["pre", None, "post", "pre"]
+    mixed = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 14, perception=perc, force=force)
+    for q, f, o in zip(QUESTIONS, force, mixed):
+        [alone] = generate_texts(model, TOK, [q], "cpu", 1, 14, perception=perc, force=f)
+        assert o["text"] == alone["text"] and o["new_tokens"] == alone["new_tokens"]
+        assert o["p_post"] == pytest.approx(alone["p_post"])
+    with pytest.raises(ValueError, match="entries"):
+        generate_texts(model, TOK, QUESTIONS, "cpu", force=["pre"])
+    with pytest.raises(ValueError, match="unknown forced mode"):
+        generate_texts(model, TOK, QUESTIONS, "cpu", force="both")
+
+
+def test_soft_prompt_off_keeps_p_post_but_not_the_prefix():
+    model = tiny_student()
+    torch.manual_seed(1)
+    perc = Perception(32, n_prefix=2, n_layer=1, n_head=2)
+    with torch.no_grad():
+        perc.out_proj.weight.normal_(0, 1.0)  # a soft prompt strong enough to change what the student writes
+    on = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12, perception=perc)
+    off = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12, perception=perc, soft_prompt_on=False)
+    bare = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12)
+    assert [o["text"] for o in off] == [b["text"] for b in bare]  # no prefix: the plain student
+    assert [o["text"] for o in on] != [b["text"] for b in bare]
+    assert [o["p_post"] for o in off] == pytest.approx([o["p_post"] for o in on])
+
+
+def test_force_classifier_is_the_perceptions_choice():
+    """force="classifier" (hard routing): each question is started with the marker of the mode the perception's
+    classifier picks, the same as forcing that list of modes by hand."""
+    model = tiny_student()
+    torch.manual_seed(3)
+    perc = Perception(32, n_prefix=2, n_layer=1, n_head=2)
+    with torch.no_grad():
+        perc.mode_head.weight.normal_(0, 2.0)  # spread p_post so that both modes occur
+    outs = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 14, perception=perc, force="classifier",
+                          soft_prompt_on=False)
+    picked = ["post" if o["p_post"] > 0.5 else "pre" for o in outs]
+    assert set(picked) == {"pre", "post"}
+    by_hand = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 14, perception=perc, force=picked,
+                             soft_prompt_on=False)
+    assert [o["text"] for o in outs] == [o["text"] for o in by_hand]
+    assert all(o["text"].startswith("Answer:" if m == "post" else "Reasoning:") for o, m in zip(outs, picked))
+    with pytest.raises(ValueError, match="needs a perception"):
+        generate_texts(model, TOK, QUESTIONS, "cpu", force="classifier")

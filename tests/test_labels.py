@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from atm_min.labels import fold_ids, label
+from atm_min.labels import evidence_counts, shuffled_labels, fold_ids, label
 
 
 @pytest.mark.parametrize("n,k", [(10, 2), (11, 3), (100, 5), (4, 5), (1, 2)])
@@ -52,6 +52,40 @@ def test_prefer_pre_truth_table(default):
 
 
 def test_label_defaults_and_unknown_rule():
-    assert label(True, True) == "post" and label(False, True) == "post"  # prefer_post unless told otherwise
+    # confident_post unless told otherwise: it needs the post student's confidence
+    assert label(True, True, post_conf=0.95) == "post" and label(False, True, post_conf=0.1) == "post"
+    with pytest.raises(ValueError, match="post_conf"):
+        label(True, True)
     with pytest.raises(ValueError, match="unknown label rule"):
         label(True, False, "prefer_cheap")
+
+
+def test_confident_post_weighs_the_risk_of_answering_first():
+    # both right: answer first only when the post student was sure of the gold answer
+    assert label(True, True, "confident_post", post_conf=0.97) == "post"
+    assert label(True, True, "confident_post", post_conf=0.55) == "pre"  # a lucky answer-first: think instead
+    assert label(True, True, "confident_post", post_conf=0.55, min_conf=0.5) == "post"
+    # only one right: that one, however unsure
+    assert label(False, True, "confident_post", post_conf=0.51) == "post"
+    assert label(True, False, "confident_post", post_conf=0.01) == "pre"
+    # neither: the default
+    assert label(False, False, "confident_post", "post", post_conf=0.3) == "post"
+    assert label(False, False, "confident_post", "pre", post_conf=0.3) == "pre"
+
+
+def test_shuffled_labels_keep_the_post_rate_not_the_order():
+    labels = ["post"] * 30 + ["pre"] * 70
+    shuffled = shuffled_labels(labels, seed=3)
+    assert sorted(shuffled) == sorted(labels) and shuffled != labels
+    assert shuffled == shuffled_labels(labels, seed=3)
+
+
+def test_evidence_counts_per_group_and_level():
+    groups = ["multistep/1", "multistep/1", "multistep/4", "direct/2"]
+    pre_ok = [True, True, True, False]
+    post_ok = [True, False, False, False]
+    labels = ["post", "pre", "pre", "pre"]
+    c = evidence_counts(groups, pre_ok, post_ok, labels)
+    assert c["multistep/1"] == dict(n=2, pre_only=1, post_only=0, both=1, neither=0, label_post=1)
+    assert c["multistep"]["n"] == 3 and c["multistep"]["pre_only"] == 2
+    assert c["direct"]["neither"] == 1 and c["ALL"]["n"] == 4 and c["ALL"]["label_post"] == 1

@@ -124,3 +124,46 @@ def test_prefix_counts_against_the_context():
     gpt(torch.zeros(1, 10 - P, dtype=torch.long), prefix_embeds=prefix)  # fits exactly
     with pytest.raises(ValueError, match="block_size"):
         gpt(torch.zeros(1, 10 - P + 1, dtype=torch.long), prefix_embeds=prefix)
+
+
+def test_attention_weights_are_returned_per_block():
+    """return_att gives each block's (B, n_head, P, 1+T) weights: rows sum to 1, padding gets 0, and the
+    outputs are the same as without it."""
+    m = perception()
+    q_emb, q_mask, feats = inputs()
+    prefix, logit, atts = m(q_emb, q_mask, feats, return_att=True)
+    a, b = m(q_emb, q_mask, feats)
+    assert torch.equal(prefix, a) and torch.equal(logit, b)
+    assert len(atts) == 2  # n_layer=2
+    for att in atts:
+        assert att.shape == (4, 4, P, 1 + 7)
+        assert torch.allclose(att.sum(-1), torch.ones(4, 4, P), atol=1e-6)
+        assert (att[:, :, :, 1:][~q_mask[:, None, None, :].expand(-1, 4, P, -1)] == 0).all()
+    # an ablation that hides the question tokens leaves the feature "token" all the weight
+    _, _, atts = perception(inputs="features")(q_emb, q_mask, feats, return_att=True)
+    assert torch.allclose(atts[0][..., 0], torch.ones(4, 4, P))
+    gpt = student()
+    rows, f = zip(*(question_inputs(byte_tokenizer(), q) for q in ["Is 74 even?", "Start at 1, apply d: result?"]))
+    _, _, atts = soft_prompt(m, gpt, *perception_inputs(rows, f, "cpu"), return_att=True)
+    assert atts[0].shape == (2, 4, P, 1 + len(rows[1]))
+
+
+# ------------------------------------------------------------------------------------------------ ablations
+
+def test_features_only_perception_ignores_the_question_tokens():
+    """perc_input="features": the queries see the feature token only, so other words of the same shape change
+    nothing; the default sees both and does change."""
+    q_emb, q_mask, feats = inputs()
+    other = torch.randn_like(q_emb)
+    feat_only, both = perception(inputs="features"), perception(inputs="both")
+    assert torch.allclose(feat_only(q_emb, q_mask, feats)[0], feat_only(other, q_mask, feats)[0])
+    assert not torch.allclose(both(q_emb, q_mask, feats)[0], both(other, q_mask, feats)[0])
+
+
+def test_tokens_only_perception_ignores_the_features():
+    q_emb, q_mask, feats = inputs()
+    tok_only, both = perception(inputs="tokens"), perception(inputs="both")
+    assert torch.allclose(tok_only(q_emb, q_mask, feats)[0], tok_only(q_emb, q_mask, feats + 1)[0])
+    assert not torch.allclose(both(q_emb, q_mask, feats)[0], both(q_emb, q_mask, feats + 1)[0])
+    with pytest.raises(ValueError, match="perception inputs"):
+        Perception(C, inputs="words")

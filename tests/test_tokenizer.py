@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import tiktoken
 
+from atm_min.errors import TokenizerError
 from atm_min.tokenizer import GPT2_PATH_ENV, byte_tokenizer, get_tokenizer, gpt2_tokenizer
 
 # ../shared/tokenizers/gpt2.tiktoken relative to the repository root.
@@ -35,7 +36,7 @@ def test_byte_tokenizer_round_trips_unicode():
 
 
 def test_unknown_tokenizer_name():
-    with pytest.raises(ValueError, match="unknown tokenizer"):
+    with pytest.raises(TokenizerError, match="unknown tokenizer"):
         get_tokenizer("sentencepiece")
 
 
@@ -59,10 +60,20 @@ def test_gpt2_tokenizer_from_env_var(offline, monkeypatch):
 
 def test_gpt2_tokenizer_missing_path(offline, tmp_path):
     missing = tmp_path / "nope.tiktoken"
-    with pytest.raises(FileNotFoundError, match="nope.tiktoken"):
+    with pytest.raises(TokenizerError, match="nope.tiktoken"):
         gpt2_tokenizer(str(missing))
 
 
 def test_gpt2_tokenizer_offline_without_path_explains(offline):
-    with pytest.raises(RuntimeError, match=GPT2_PATH_ENV):
+    with pytest.raises(TokenizerError, match=GPT2_PATH_ENV):
         gpt2_tokenizer()
+
+
+def test_gpt2_tokenizer_unreadable_file_says_so(offline, tmp_path):
+    bad = tmp_path / "gpt2.tiktoken"
+    bad.write_text("this is not a ranks file\n")
+    with pytest.raises(TokenizerError, match="not GPT-2's gpt2.tiktoken ranks file"):
+        gpt2_tokenizer(str(bad))
+    bad.write_text("YQ== 0\n")  # a valid ranks file, but of one token: not GPT-2's
+    with pytest.raises(TokenizerError, match="not GPT-2's"):
+        gpt2_tokenizer(str(bad))

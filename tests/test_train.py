@@ -40,7 +40,7 @@ def tiny_args(out_dir, *extra):
     return [f"--out_dir={out_dir}", "--n_layer=1", "--n_embd=32", "--n_head=2", "--perc_heads=2", "--n_prefix=2",
             "--batch_size=8", "--max_iters=10", "--fold_iters=6", "--warmup_iters=2", "--max_train=48",
             "--max_test=16", "--folds=2", "--block_size=192", "--max_new_tokens=16", "--eval_batch_size=64",
-            "--device=cpu", "--dtype=float32", "--num_threads=1", "--log_interval=5", *extra]
+            "--device=cpu", "--dtype=float32", "--num_threads=1", "--log_interval=5", "--workers=1", *extra]
 
 
 def tiny(out_dir, *extra):
@@ -231,24 +231,36 @@ def test_atm_pipeline_end_to_end_and_resume(tmp_path, capsys):
     assert "k-fold labels:" in first and "wrote" in first
 
     results = json.loads((out / "results.json").read_text())
-    assert set(results) == {"pre", "post", "atm"}
+    assert set(results) == {"pre", "post", "answer", "atm", "oracle", "random", "run"}
+    assert results["run"]["wall_time_s"] > 0 and results["run"]["command"].startswith("python train.py")
+    atm_keys = {"label_agreement", "label_counts", "test_oracle_agreement"}
     for mech, r in results.items():
-        assert set(r) == STAT_KEYS | {"ms_per_question", "by_group"} | ({"label_agreement"} if mech == "atm"
-                                                                        else set())
+        if mech == "run":
+            continue
+        assert set(r) == STAT_KEYS | {"ms_per_question", "by_group"} | (atm_keys if mech == "atm" else set())
         assert r["n"] == 16 and 0 <= r["accuracy"] <= 1 and 0 <= r["post_fraction"] <= 1
-        assert r["avg_new_tokens"] > 0 and r["ms_per_question"] > 0
+        assert r["avg_new_tokens"] > 0 and r["ms_per_question"] >= 0
         assert {"multistep", "direct"} <= set(r["by_group"])
         assert any("/" in g for g in r["by_group"])  # and the finer level, e.g. "multistep/3"
         for g, s in r["by_group"].items():
             assert set(s) == STAT_KEYS
         assert sum(s["n"] for g, s in r["by_group"].items() if "/" not in g) == r["n"]
-        preds = (out / f"predictions_{mech}.jsonl").read_text().splitlines()
-        assert len(preds) == 16
+        if mech not in ("oracle", "random"):  # computed from the pre and post predictions
+            preds = (out / f"predictions_{mech}.jsonl").read_text().splitlines()
+            assert len(preds) == 16
+    counts = results["atm"]["label_counts"]
+    assert counts["ALL"]["n"] == 48
+    assert sum(counts["ALL"][k] for k in ("pre_only", "post_only", "both", "neither")) == 48
+    assert 0 <= results["atm"]["test_oracle_agreement"] <= 1
+    # the oracle is at least as right as either baseline, the random router in between
+    acc = {m: results[m]["accuracy"] for m in ("pre", "post", "oracle", "random")}
+    assert acc["oracle"] >= max(acc["pre"], acc["post"])
+    assert min(acc["pre"], acc["post"]) - 1e-9 <= acc["random"] <= max(acc["pre"], acc["post"]) + 1e-9
     assert 0 <= results["atm"]["label_agreement"] <= 1
     labels = json.loads((out / "labels.json").read_text())
     assert len(labels) == 48 and all(v["label"] in ("pre", "post") for v in labels.values())
-    assert {"pre_ok", "post_ok"} <= set(next(iter(labels.values())))
-    for name in ("ckpt.pt", "baseline_pre.pt", "baseline_post.pt"):
+    assert {"pre_ok", "post_ok", "post_confidence"} <= set(next(iter(labels.values())))
+    for name in ("ckpt.pt", "baseline_pre.pt", "baseline_post.pt", "baseline_answer.pt"):
         assert load_checkpoint(str(out / name))["done"]
     assert load_checkpoint(str(out / "ckpt.pt"))["atm"] is True
     caches = sorted((out / "folds").glob("fold*.json"))
@@ -258,16 +270,16 @@ def test_atm_pipeline_end_to_end_and_resume(tmp_path, capsys):
 
     T.main(tiny_args(out, "--mechanism=atm", "--resume"))
     again = capsys.readouterr().out
-    assert again.count("finished earlier") == 3  # pre, post, atm
+    assert again.count("finished earlier") == 4  # pre, post, answer, atm
     assert [c.stat().st_mtime_ns for c in caches] == mtimes  # the fold caches were read, not rewritten
     assert json.loads((out / "labels.json").read_text()) == labels
     rerun = json.loads((out / "results.json").read_text())
-    for mech in results:  # greedy decoding of the same weights: the same answers
+    for mech in set(results) - {"run"}:  # greedy decoding of the same weights: the same answers
         assert rerun[mech]["accuracy"] == results[mech]["accuracy"]
         assert rerun[mech]["avg_new_tokens"] == results[mech]["avg_new_tokens"]
 
     T.main(tiny_args(out, "--mechanism=atm", "--resume", "--baselines=false"))
-    assert json.loads((out / "results.json").read_text()).keys() == {"atm"}
+    assert json.loads((out / "results.json").read_text()).keys() == {"atm", "run"}
 
 
 # ------------------------------------------------------------------------------------------------- DDP

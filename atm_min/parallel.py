@@ -1,0 +1,80 @@
+"""Speed machinery: train independent students side by side, one process each.
+
+The k-fold labellers and the baselines do not depend on each other, so they need not wait for each other. A tiny
+student cannot keep two CPU cores busy with one process: on the project's 2-core CPU one training step of the
+default student takes 14.4 ms with two threads but 21 ms with one, so two one-thread processes do ~1.4x the
+work of one two-thread process (measured with bench.py --only parallel). Stacking the students into one
+batched model (torch.func.vmap) did not help there: each step is already compute-bound, not overhead-bound.
+
+run_jobs(fn, jobs) is the whole idea; workers=1 runs the same calls one after another in this process, which is
+the reference the parallel path is tested against (tests/test_parallel.py: same labels, same weights).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+import torch
+
+MAX_AUTO_WORKERS = 4  # beyond this, memory bandwidth, not cores, limits tiny students (our choice)
+
+
+def plan_workers(requested: int, n_jobs: int, device: str, world: int = 1) -> tuple[int, int]:
+    """(processes, torch threads per process) for n_jobs independent jobs. requested=0 means auto: one process
+    per core on a CPU (up to MAX_AUTO_WORKERS); one process on a GPU/MPS (the jobs would share one device) and
+    under torchrun (each rank is already a process, and every rank must take part in every job)."""
+    if world > 1 or not device.startswith("cpu") or n_jobs <= 1:
+        return 1, 0
+    cores = os.cpu_count() or 1
+    workers = requested or min(cores, MAX_AUTO_WORKERS)
+    workers = max(1, min(workers, n_jobs))
+    return workers, (max(1, cores // workers) if workers > 1 else 0)
+
+
+def _init_worker(threads: int):
+    if threads:
+        torch.set_num_threads(threads)
+
+
+class JobRunner:
+    """Submit jobs (a picklable function and its arguments); collect results as they finish.
+
+    With workers == 1 a job runs at submit() time, in this process. Otherwise a pool of `workers` processes
+    started with "spawn" (a fresh interpreter: no copied locks or thread pools from this process) runs them."""
+
+    def __init__(self, workers: int, threads: int = 0):
+        self.workers = workers
+        self.pool = None
+        self.pending = {}  # future -> name
+        self.done = []  # (name, result) finished but not yet collected
+        if workers > 1:
+            self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                            initargs=(threads,))
+
+    def submit(self, name, fn, *args):
+        if self.pool is None:
+            self.done.append((name, fn(*args)))
+        else:
+            self.pending[self.pool.submit(fn, *args)] = name
+
+    def next_finished(self):
+        """(name, result) of a finished job, waiting for one if needed; None when nothing is left. A job's
+        exception is raised here."""
+        if not self.done and self.pending:
+            finished, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                self.done.append((self.pending.pop(fut), fut.result()))
+        return self.done.pop(0) if self.done else None
+
+    def close(self, cancel: bool = False):
+        if self.pool is not None:
+            self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+            self.pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(cancel=exc_type is not None)

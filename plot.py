@@ -1,0 +1,128 @@
+"""Draw a training run: every student's loss, the accuracy / cost trade-off, where the perception sends each
+question and what it looks at; and a report.md that a course can hand out.
+
+    python plot.py out              # out/plots/{loss,tradeoff,p_post,attention}.png and out/report.md
+
+It reads what train.py left in the out_dir (results.json, log.jsonl, predictions_*.jsonl, ckpt.pt); a figure
+whose input is missing (e.g. no perception in a pre-only run) is skipped with a note. The drawing code lives in
+atm_min/report.py. matplotlib is needed here and nowhere else: pip install matplotlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from types import SimpleNamespace
+
+
+class PlotError(RuntimeError):
+    """Printed as one `error:` line."""
+
+
+def attention_figure(out_dir: str, path: str, R):
+    """(ckpt config or None, note or None): draw the perception's attention for a few test questions."""
+    from atm_min.checkpoint import load_checkpoint
+    from atm_min.config import TrainConfig
+    from atm_min.errors import ProjectError
+    from atm_min.examples import load_examples
+    from atm_min.learner import learner_from_checkpoint
+    from atm_min.tokenizer import get_tokenizer
+
+    ckpt = os.path.join(out_dir, "ckpt.pt")
+    if not os.path.isfile(ckpt):
+        return None, "attention: no ckpt.pt in the out_dir"
+    try:
+        ck = load_checkpoint(ckpt, map_location="cpu")
+    except ProjectError as e:
+        return None, f"attention: {e}"
+    config = ck.get("config") if isinstance(ck.get("config"), dict) else {}
+    if not ck.get("atm"):
+        return config, "attention: the main student has no perception (not an ATM run)"
+    cfg = {**TrainConfig().__dict__, **config}
+    data_dir = cfg["data_dir"] or os.path.join(out_dir, f"synth_{cfg['synth_seed']}")
+    test = os.path.join(data_dir, "test.jsonl")
+    try:
+        learner = learner_from_checkpoint(ck, SimpleNamespace(**cfg))
+        tok = get_tokenizer(ck["tokenizer"], cfg.get("tokenizer_path") or None)
+        if not os.path.isfile(test):
+            return config, f"attention: the run's test questions are gone ({test})"
+        questions = [ex.question for ex in R.pick_questions(load_examples(test))]
+    except (ProjectError, OSError, KeyError, TypeError, ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return config, f"attention: could not rebuild the ATM student ({first})"
+    learner.eval()
+    R.plot_attention(R.attention_maps(learner.student, learner.perception, tok, questions), path)
+    return config, None
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("out_dir", nargs="?", default="out", help="the training run's folder (default: %(default)s)")
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        import matplotlib  # noqa: F401  (only checked here; atm_min/report.py imports it to draw)
+    except ImportError:
+        raise PlotError("plot.py needs matplotlib: pip install matplotlib") from None
+    from atm_min import report as R
+
+    out = args.out_dir
+    results = R.read_results(out)  # DataError with one clear line when missing or broken
+    mechs = R.mechanisms(results)
+    plots = os.path.join(out, "plots")
+    os.makedirs(plots, exist_ok=True)
+    figures, notes = {}, []
+
+    def path(name):
+        return os.path.join(plots, f"{name}.png")
+
+    log = os.path.join(out, "log.jsonl")
+    curves, bad = R.read_log(log) if os.path.isfile(log) else ({}, 0)
+    if curves:
+        R.plot_losses(curves, path("loss"))
+        figures["loss"] = path("loss")
+    else:
+        notes.append(f"loss: no training records in {log}")
+    if bad:
+        notes.append(f"log: {bad} unreadable line(s) in {log} skipped")
+
+    R.plot_tradeoff(mechs, path("tradeoff"))
+    figures["tradeoff"] = path("tradeoff")
+
+    preds = R.read_predictions(out, mechs)
+    if any(r.get("p_post") is not None for recs in preds.values() for r in recs):
+        R.plot_p_post(preds, path("p_post"))
+        figures["p_post"] = path("p_post")
+    else:
+        notes.append("p_post: no predictions_*.jsonl with the perception's p(answer first) (no ATM student)")
+
+    ck_config, note = attention_figure(out, path("attention"), R)
+    if note:
+        notes.append(note)
+    else:
+        figures["attention"] = path("attention")
+
+    for name in R.FIGURES:  # a figure not drawn this time must not linger from an earlier run
+        if name not in figures and os.path.exists(path(name)):
+            os.remove(path(name))
+    report = R.write_report(out, f"python plot.py {shlex.quote(out)}", results, figures, notes, ck_config)
+    for n in notes:
+        print(f"note: {n}")
+    print(f"wrote {len(figures)} figures to {plots} and {report} in {time.perf_counter() - t0:.1f} s")
+
+
+def cli(argv=None) -> int:
+    from atm_min.errors import ProjectError
+    try:
+        main(argv)
+    except (PlotError, ProjectError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

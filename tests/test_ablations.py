@@ -1,0 +1,119 @@
+"""The ablation settings do what they say: hard routing (no soft prompt; the classifier picks the mode), random
+labels at the k-fold post rate, and a perception that sees only features or only tokens (the module itself is
+tested in test_perception.py); plus the answer-only baseline's format."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+import train as T
+from atm_min.batches import collate, encode_items
+from atm_min.config import parse_args
+from atm_min.examples import Example
+from atm_min.formats import format_target
+from atm_min.learner import Learner
+from atm_min.model import GPT, GPTConfig
+from atm_min.perception import Perception
+from atm_min.tokenizer import byte_tokenizer
+from data.synth import SynthConfig, write_suite
+
+TOK = byte_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    write_suite(SynthConfig(seed=0, n_train=80, n_test=20), str(d), verbose=False)
+    return str(d)
+
+
+def tiny_args(out_dir, *extra):
+    return [f"--out_dir={out_dir}", "--n_layer=1", "--n_embd=32", "--n_head=2", "--perc_heads=2", "--n_prefix=2",
+            "--batch_size=8", "--max_iters=10", "--fold_iters=6", "--warmup_iters=2", "--max_train=48",
+            "--max_test=16", "--folds=2", "--block_size=192", "--max_new_tokens=16", "--eval_batch_size=64",
+            "--device=cpu", "--dtype=float32", "--num_threads=1", "--log_interval=5", "--workers=1", *extra]
+
+
+def examples(n=6):
+    return [Example(id=f"e{i}", question=f"Start at {i}, apply i d: result?", rationale=f"Step by step: {i + 1}, "
+                    f"{(2 * i + 2) % 10}.", answer=str((2 * i + 2) % 10), answer_type="number",
+                    group="multistep/2") for i in range(n)]
+
+
+def learner(steer):
+    torch.manual_seed(0)
+    student = GPT(GPTConfig(block_size=128, vocab_size=TOK.vocab_size, n_layer=1, n_head=2, n_embd=32))
+    perception = Perception(32, n_prefix=2, n_layer=1, n_head=2)
+    with torch.no_grad():
+        perception.out_proj.weight.normal_(0, 0.5)  # a soft prompt big enough to change the loss
+    return Learner(student, perception, steer=steer)
+
+
+def test_hard_routing_trains_the_student_without_a_soft_prompt():
+    exs = examples()
+    batch = collate(encode_items(TOK, exs, ["pre", "post"] * 3), "cpu")
+    soft, hard = learner(steer=True), learner(steer=False)
+    _, lm_soft, aux_soft = soft(**batch)
+    _, lm_hard, aux_hard = hard(**batch)
+    _, plain = hard.student(batch["x"], batch["y"])  # the student alone, no prefix
+    assert torch.equal(lm_hard, plain) and not torch.allclose(lm_soft, plain)
+    assert torch.equal(aux_soft, aux_hard)  # the classifier still learns the labels
+    lm_hard.backward()
+    assert all(p.grad is None for p in hard.perception.parameters())  # no path from the LM loss to it
+
+
+def test_hard_routing_evaluation_starts_each_question_with_the_classifiers_mode(tmp_path):
+    cfg = parse_args(tiny_args(tmp_path, "--routing=hard"))
+    lrn = learner(steer=False).eval()
+    rt = T.setup(cfg)
+    test = examples(8)
+    p_post = T.post_probabilities(lrn.student, lrn.perception, TOK, test, "cpu")
+    # make the classifier split the questions: a bias that puts half above 0.5
+    with torch.no_grad():
+        lrn.perception.mode_head.bias -= torch.tensor(p_post).logit().median()
+    p_post = T.post_probabilities(lrn.student, lrn.perception, TOK, test, "cpu")
+    assert any(p > 0.5 for p in p_post) and any(p <= 0.5 for p in p_post)
+    records = T.evaluate(cfg, rt, TOK, lrn.student, lrn.perception, test)["records"]
+    for p, r in zip(p_post, records):
+        assert r["text"].startswith("Answer:" if p > 0.5 else "Reasoning:")
+        assert r["mode"] == ("post" if p > 0.5 else "pre")
+
+
+def test_random_labels_keep_the_kfold_post_rate(tmp_path):
+    train = examples(40)
+    held = list(range(40))
+    ev = {"fold 1/1 pre": {"held_out": held, "correct": [i % 3 > 0 for i in held], "confidence": None},
+          "fold 1/1 post": {"held_out": held, "correct": [i % 2 == 0 for i in held],
+                            "confidence": [0.95 if i % 4 == 0 else 0.6 for i in held]}}
+    cfg = parse_args(tiny_args(tmp_path))
+    kfold, counts = T.kfold_labels(cfg, train, ev)
+    rand, counts_r = T.kfold_labels(dataclasses.replace(cfg, label_source="random"), train, ev)
+    assert kfold.count("post") == rand.count("post") > 0 and kfold != rand
+    assert counts == counts_r  # the evidence is the same; only the labels lost it
+    # confident_post: both right but unsure -> pre; sure -> post; only post right -> post
+    for i, lab in enumerate(kfold):
+        pre_ok, post_ok, conf = i % 3 > 0, i % 2 == 0, 0.95 if i % 4 == 0 else 0.6
+        want = "post" if post_ok and (conf >= 0.9 or not pre_ok) else "pre"
+        assert lab == want, i
+    saved = json.loads((tmp_path / "labels.json").read_text())
+    assert [saved[ex.id]["label"] for ex in train] == rand  # what the ATM student trained on
+
+
+def test_answer_only_format_has_no_rationale():
+    ex = examples(1)[0]
+    assert format_target(ex, "answer") == f"Answer: {ex.answer}"
+    item = encode_items(TOK, [ex], ["answer"])[0]
+    assert TOK.decode(item.x + [item.y[-1]]).endswith(f"Answer: {ex.answer}")
+    assert item.y[-1] == TOK.eot_id
+
+
+def test_ablation_settings_run_end_to_end(tmp_path, data_dir):
+    out = tmp_path / "abl"
+    T.main(tiny_args(out, f"--data_dir={data_dir}", "--routing=hard", "--perc_input=features",
+                     "--label_source=random", "--baselines=false"))
+    results = json.loads((out / "results.json").read_text())
+    assert results["atm"]["n"] == 16
+    preds = [json.loads(line) for line in (out / "predictions_atm.jsonl").read_text().splitlines()]
+    assert all(r["text"].startswith(("Answer:", "Reasoning:")) for r in preds)  # hard routing forces a marker

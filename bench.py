@@ -9,6 +9,7 @@ Training: tokens/s of forward + backward + AdamW step, for both of our attention
     python bench.py --n_layer=4 --steps=10 --device=cpu
     python bench.py --peak_flops=989e12             # also print MFU (here: H100 SXM, bf16 dense)
     python bench.py --only=generate --gen_batch_size=8
+    python bench.py --only=parallel                 # tiny students: one process vs one process per core
 """
 
 import argparse
@@ -40,23 +41,29 @@ p.add_argument("--gen_rounds", type=int, default=3, help="timed generations per 
 p.add_argument("--compile", action="store_true", help="torch.compile the models for training")
 p.add_argument("--peak_flops", type=float, default=None, help="device peak FLOP/s for the dtype, to print MFU")
 p.add_argument("--no_hf", action="store_true", help="skip the transformers comparison")
-p.add_argument("--only", choices=["train", "generate"], default=None, help="run one of the two benchmarks")
+p.add_argument("--only", choices=["train", "generate", "parallel"], default=None,
+               help="run one benchmark (parallel: only with --only; it times the default tiny CPU student)")
+p.add_argument("--jobs", type=int, default=4, help="--only=parallel: students per round")
+p.add_argument("--rounds", type=int, default=3, help="--only=parallel: timed rounds (interleaved)")
 p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 p.add_argument("--seed", type=int, default=1337)
-args = p.parse_args()
-if args.threads:  # fewer threads than cores can win when other processes keep some cores busy
-    torch.set_num_threads(args.threads)
+# Under `if __name__ == "__main__"`: --only=parallel starts worker processes, which import this file again
+# (multiprocessing's "spawn"); they must not parse the command line and run the benchmarks themselves.
+if __name__ == "__main__":
+    args = p.parse_args()
+    if args.threads:  # fewer threads than cores can win when other processes keep some cores busy
+        torch.set_num_threads(args.threads)
 
-if args.device == "auto":
-    args.device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-dev = args.device.split(":")[0]
-if args.dtype == "auto":
-    args.dtype = "bfloat16" if dev == "cuda" else "float32"
-steps = args.steps if args.steps is not None else (3 if dev == "cpu" else 20)
-warmup = args.warmup if args.warmup is not None else (1 if dev == "cpu" else 5)
-# Parameters stay fp32; bfloat16 runs the matmuls under autocast (mixed precision, as in training).
-autocast = (torch.autocast(dev, dtype=torch.bfloat16) if args.dtype == "bfloat16" else contextlib.nullcontext())
-torch.manual_seed(args.seed)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    dev = args.device.split(":")[0]
+    if args.dtype == "auto":
+        args.dtype = "bfloat16" if dev == "cuda" else "float32"
+    steps = args.steps if args.steps is not None else (3 if dev == "cpu" else 20)
+    warmup = args.warmup if args.warmup is not None else (1 if dev == "cpu" else 5)
+    # Parameters stay fp32; bfloat16 runs the matmuls under autocast (mixed precision, as in training).
+    autocast = (torch.autocast(dev, dtype=torch.bfloat16) if args.dtype == "bfloat16" else contextlib.nullcontext())
+    torch.manual_seed(args.seed)
 
 
 def sync():
@@ -193,9 +200,42 @@ def bench_generation():
           "NO, " + ", ".join(f"{name} from token {i}" for name, i in differ.items())))
 
 
-if args.only != "train":
-    bench_generation()  # first: training changes the weights, differently for each contender
-if args.only != "generate":
-    bench_training()
-if hasattr(os, "getloadavg"):
-    print(f"\nload average after: {os.getloadavg()[0]:.2f} (1 min)")
+def bench_parallel():
+    """train.py's independent students (fold students, baselines): one after another in one process with all
+    its threads, or one process per core with one thread each (atm_min/parallel.py). Rounds alternate, so
+    background load hits both alike; every number is printed, not only the best."""
+    from atm_min.parallel import JobRunner, plan_workers, time_training_steps
+    workers, threads = plan_workers(0, args.jobs, "cpu")
+    steps = args.steps or 300
+    print(f"parallel: {args.jobs} default tiny students x {steps} steps; {os.cpu_count()} cores; "
+          f"one process with {torch.get_num_threads()} threads vs {workers} processes x {threads} thread(s)")
+    with JobRunner(workers, threads) as runner:  # start the pool (imports torch in each worker) before timing
+        for j in range(workers):
+            runner.submit(j, time_training_steps, 5, j, threads)
+        while runner.next_finished() is not None:
+            pass
+        for r in range(args.rounds):
+            t0 = time.perf_counter()
+            for j in range(args.jobs):
+                time_training_steps(steps, j)
+            one = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for j in range(args.jobs):
+                runner.submit(j, time_training_steps, steps, j, threads)
+            while runner.next_finished() is not None:
+                pass
+            many = time.perf_counter() - t0
+            n = args.jobs * steps
+            print(f"  round {r + 1}: one process {1000 * one / n:.1f} ms per student-step, {workers} processes "
+                  f"{1000 * many / n:.1f} ms ({one / many:.2f}x)")
+
+
+if __name__ == "__main__":
+    if args.only == "parallel":
+        bench_parallel()
+    if args.only in (None, "generate"):
+        bench_generation()  # first: training changes the weights, differently for each contender
+    if args.only in (None, "train"):
+        bench_training()
+    if hasattr(os, "getloadavg"):
+        print(f"\nload average after: {os.getloadavg()[0]:.2f} (1 min)")

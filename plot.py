@@ -10,15 +10,16 @@ atm_min/report.py. matplotlib is needed here and nowhere else: pip install matpl
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import sys
 import time
 from types import SimpleNamespace
 
+from atm_min.errors import ArgumentParser, ProjectError  # standard library only: no torch before it is needed
 
-class PlotError(RuntimeError):
+
+class PlotError(ProjectError, RuntimeError):
     """Printed as one `error:` line."""
 
 
@@ -26,7 +27,6 @@ def attention_figure(out_dir: str, path: str, R):
     """(ckpt config or None, note or None): draw the perception's attention for a few test questions."""
     from atm_min.checkpoint import load_checkpoint
     from atm_min.config import TrainConfig
-    from atm_min.errors import ProjectError
     from atm_min.examples import load_examples
     from atm_min.learner import learner_from_checkpoint
     from atm_min.tokenizer import get_tokenizer
@@ -59,7 +59,7 @@ def attention_figure(out_dir: str, path: str, R):
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])  # a bad command line: one `error:` line too
     p.add_argument("out_dir", nargs="?", default="out", help="the training run's folder (default: %(default)s)")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
@@ -115,10 +115,9 @@ def main(argv=None) -> None:
 
 
 def cli(argv=None) -> int:
-    from atm_min.errors import ProjectError
     try:
         main(argv)
-    except (PlotError, ProjectError) as e:
+    except ProjectError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

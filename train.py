@@ -299,20 +299,14 @@ class Job:
         return self.modes[0] if self.modes else "pre"
 
 
-def run_job(cfg: TrainConfig, job: Job, train, test, rt: Runtime | None = None, tok=None, show: bool = True,
-            parent_pid: int | None = None):
+def run_job(cfg: TrainConfig, job: Job, train, test, rt: Runtime | None = None, tok=None, show: bool = True):
     """Train job's student and use it. Returns the fold evidence {held_out, correct, confidence} or a main
     student's evaluation {summary, records, ...}; None on DDP ranks other than 0."""
     rt = rt or setup(cfg)  # in a worker process: this process's own runtime (cfg.num_threads set by the parent)
     tok = tok or get_tokenizer(cfg.tokenizer, cfg.tokenizer_path or None)
 
-    def parent_alive(it):  # a worker whose parent was killed stops too (its checkpoint is on disk)
-        if parent_pid is not None and os.getppid() != parent_pid:
-            os._exit(1)
-
     student, perception = trained(cfg, rt, tok, [train[i] for i in job.fit], job.modes, job.ckpt, atm=job.atm,
-                                  iters=job.iters or None, seed=job.seed, desc=job.name, show=show,
-                                  on_step=parent_alive if parent_pid is not None else None)
+                                  iters=job.iters or None, seed=job.seed, desc=job.name, show=show)
     out = None
     if rt.master and job.held_out is not None:
         held = [train[i] for i in job.held_out]
@@ -347,10 +341,25 @@ def write_json(path: str, obj, indent=None):
 
 
 def read_cached(cfg: TrainConfig, job: Job):
-    if cfg.resume and job.cache and os.path.exists(job.cache):
-        with open(job.cache) as f:
-            return json.load(f)
-    return None
+    """A fold student's evidence from this run (--resume) or from cfg.evidence_from's run, if there is one."""
+    path = job.cache if cfg.resume and os.path.exists(job.cache) else ""
+    if cfg.evidence_from:
+        path = os.path.join(cfg.evidence_from, "folds", os.path.basename(job.cache))
+        if not os.path.exists(path):
+            raise ConfigError(f"evidence_from={cfg.evidence_from!r}: no {path}; give the out_dir of a finished "
+                              f"--mechanism=atm run with the same folds")
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            cached = json.load(f)
+        held_out, correct = cached["held_out"], cached["correct"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path} is not a fold student's evidence ({e}); delete it to recompute it") from None
+    if held_out != job.held_out or len(correct) != len(held_out):
+        raise DataError(f"{path} holds the evidence of another split (other data, seed, folds or max_train); "
+                        f"use the same settings, or delete it to recompute it")
+    return cached
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -452,7 +461,8 @@ def run_all(cfg: TrainConfig, rt: Runtime, tok, train, test):
         if cached is not None:
             evidence[job.name] = cached
             if rt.master:
-                print(f"{job.name}: evidence cached in {job.cache}")
+                print(f"{job.name}: evidence cached in "
+                      f"{os.path.join(cfg.evidence_from, 'folds') if cfg.evidence_from else job.cache}")
     todo = [j for j in folds if j.name not in evidence] + [j for j in mains if not j.atm]
     workers, threads = plan_workers(cfg.workers, len(todo) + 1, rt.device, rt.world)
     if folds:
@@ -472,7 +482,7 @@ def run_all(cfg: TrainConfig, rt: Runtime, tok, train, test):
 
         def submit(job):
             if in_worker:
-                runner.submit(job.name, run_job, job_cfg, job, train, test, None, None, False, os.getpid())
+                runner.submit(job.name, run_job, job_cfg, job, train, test, None, None, False)
             else:
                 runner.submit(job.name, run_job, cfg, job, train, test, rt, tok)
 

@@ -113,6 +113,8 @@ class TrainConfig:
     routing: str = "soft"          # "soft": the soft prompt steers the student; "hard": the perception's classifier
                                    # picks the mode and the student is started with that mode's marker, no soft prompt
     label_source: str = "kfold"    # "kfold": labels from the fold students; "random": shuffled at the same post rate
+    evidence_from: str = ""        # an earlier run's out_dir: reuse its fold students' evidence (same data, seed and
+                                   # folds) instead of training them -- ablations and label-rule experiments in seconds
     freeze_student: bool = False   # train only the perception (and soft prompt), keeping the student fixed
     # evaluation
     eval_batch_size: int = 256     # questions generated at once

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import torch
@@ -33,9 +35,17 @@ def plan_workers(requested: int, n_jobs: int, device: str, world: int = 1) -> tu
     return workers, (max(1, cores // workers) if workers > 1 else 0)
 
 
-def _init_worker(threads: int):
+def _init_worker(threads: int, parent_pid: int | None = None):
     if threads:
         torch.set_num_threads(threads)
+    if parent_pid is not None:  # a worker outlives a parent killed outright (kill -9), idle or busy: not ours
+        threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int):
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(1)  # the parent is gone: what was trained is in the checkpoints, a --resume goes on from there
 
 
 class JobRunner:
@@ -51,7 +61,7 @@ class JobRunner:
         self.done = []  # (name, result) finished but not yet collected
         if workers > 1:
             self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                            initargs=(threads,))
+                                            initargs=(threads, os.getpid()))
 
     def submit(self, name, fn, *args):
         if self.pool is None:
@@ -78,3 +88,25 @@ class JobRunner:
 
     def __exit__(self, exc_type, exc, tb):
         self.close(cancel=exc_type is not None)
+
+
+def time_training_steps(steps: int, seed: int = 0, threads: int = 0) -> float:
+    """Seconds for `steps` training steps of the default CPU student (TrainConfig's sizes, batch 16 x 88 byte
+    tokens, the synthetic suite's mean length) on random tokens: the unit of work `bench.py --only parallel`
+    gives to one process or to several. A module-level function, so a worker process can import it."""
+    from .config import TrainConfig
+    from .model import GPT, GPTConfig
+    _init_worker(threads)
+    cfg = TrainConfig()
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=257, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                          n_embd=cfg.n_embd))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    x = torch.randint(0, 257, (cfg.batch_size, 88))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        _, loss = model(x, x)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0

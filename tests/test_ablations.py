@@ -117,3 +117,22 @@ def test_ablation_settings_run_end_to_end(tmp_path, data_dir):
     assert results["atm"]["n"] == 16
     preds = [json.loads(line) for line in (out / "predictions_atm.jsonl").read_text().splitlines()]
     assert all(r["text"].startswith(("Answer:", "Reasoning:")) for r in preds)  # hard routing forces a marker
+
+
+def test_evidence_from_reuses_an_earlier_runs_fold_students(tmp_path, data_dir, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    T.main(tiny_args(first, f"--data_dir={data_dir}", "--baselines=false"))
+    capsys.readouterr()
+    T.main(tiny_args(second, f"--data_dir={data_dir}", "--baselines=false", f"--evidence_from={first}",
+                     "--label_rule=prefer_pre"))
+    out = capsys.readouterr().out
+    assert out.count("evidence cached") == 4 and "right on" not in out  # no fold student was trained
+    assert not (second / "folds").exists() or not list((second / "folds").glob("*"))
+    a, b = (json.loads((d / "labels.json").read_text()) for d in (first, second))
+    for k in a:  # the same evidence, another rule
+        assert (a[k]["pre_ok"], a[k]["post_ok"]) == (b[k]["pre_ok"], b[k]["post_ok"])
+        if a[k]["pre_ok"]:
+            assert b[k]["label"] == "pre"
+    with pytest.raises(T.DataError, match="another split"):  # other settings, other folds: refused
+        T.main(tiny_args(tmp_path / "third", f"--data_dir={data_dir}", "--baselines=false",
+                         f"--evidence_from={first}", "--max_train=40"))

@@ -83,6 +83,14 @@ def test_parallel_pipeline_equals_the_sequential_reference(tmp_path, data_dir, c
         assert ra[mech]["accuracy"] == rb[mech]["accuracy"] and ra[mech]["by_group"] == rb[mech]["by_group"]
 
 
+def alive(pid):
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from Linux's /proc")
 @pytest.mark.parametrize("workers", [1, 2])
 def test_kill_9_during_kfold_then_resume_keeps_finished_folds(tmp_path, data_dir, workers):
     """A run killed outright (kill -9, the whole process group) while fold students train: --resume reuses the
@@ -97,8 +105,16 @@ def test_kill_9_during_kfold_then_resume_keeps_finished_folds(tmp_path, data_dir
     deadline = time.time() + 120
     while not list(folds.glob("fold*.json")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
+    children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    if workers == 1:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole job at once, as when a machine's job is cancelled
+    else:
+        os.kill(proc.pid, signal.SIGKILL)  # the parent alone (as the OOM killer may): its workers must not linger
     proc.wait()
+    deadline = time.time() + 15
+    while any(alive(c) for c in children) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(c) for c in children), "worker processes outlived their killed parent"
     finished = {p.name: p.stat().st_mtime_ns for p in folds.glob("fold*.json")}
     assert finished and len(finished) < 4, "the kill should land between the first and the last fold student"
     assert not (out / "results.json").exists()

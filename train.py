@@ -33,7 +33,7 @@ from atm_min.compare import oracle_summary, random_routing_summary
 from atm_min.evaluate import answer_first_confidence, format_table, summarize, timed_answers
 from atm_min.examples import load_split
 from atm_min.formats import check_lengths
-from atm_min.labels import evidence_counts, fold_ids, label, shuffled_labels
+from atm_min.labels import evidence_counts, fold_ids, format_label_counts, label, shuffled_labels
 from atm_min.learner import Learner, build_student, learner_from_checkpoint, load_learner_state
 from atm_min.perception import Perception, soft_prompt
 from atm_min.parallel import JobRunner, plan_workers
@@ -557,6 +557,7 @@ def main(argv):
     print(format_table(table))
     if "atm" in results:
         atm = results["atm"]
+        print(format_label_counts(atm["label_counts"]))
         print(f"atm: the perception agrees with the k-fold labels on {100 * atm['label_agreement']:.1f}% of training "
               f"questions" + (f" and with the test-set oracle label on {100 * atm['test_oracle_agreement']:.1f}% of "
                               f"test questions" if "test_oracle_agreement" in atm else ""))

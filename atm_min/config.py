@@ -95,7 +95,7 @@ class TrainConfig:
                                    # students and baselines): 0 = auto (on a CPU as many as cores, up to 4; on a
                                    # GPU or under torchrun 1); 1 = one after another in this process (the reference)
     # ATM. These are OUR choices: the paper does not publish its perception or labelling hyper-parameters.
-    folds: int = 3                 # k-fold cross-labelling: each fold's pre/post students label the held-out part
+    folds: int = 2                 # k-fold cross-labelling: each fold's pre/post students label the held-out part
     fold_iters: int = 0            # optimiser steps for each fold's students; 0 = max_iters (competent labellers)
     # label_rule turns the fold students' evidence on an example into its pre/post label (atm_min/labels.py):
     #   "confident_post": post if the post student is right and sure of it (p(gold answer) >= post_confidence),

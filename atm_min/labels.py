@@ -77,3 +77,15 @@ def evidence_counts(groups: list[str], pre_ok: list[bool], post_ok: list[bool], 
             out[key]["label_post"] += lab == "post"
     keys = ("n", "pre_only", "post_only", "both", "neither", "label_post")
     return {g: {k: c[k] for k in keys} for g, c in sorted(out.items())}
+
+
+def format_label_counts(counts: dict) -> str:
+    """evidence_counts as a plain-text table, one row per group."""
+    cols = ("n", "pre_only", "post_only", "both", "neither", "label_post")
+    head = f"{'k-fold evidence':<16}" + "".join(f"{c.replace('_', ' '):>11}" for c in cols)
+    rows = [head, "-" * len(head)]
+    for g, c in counts.items():
+        if g != "ALL":
+            rows.append(f"{g:<16}" + "".join(f"{c[k]:>11}" for k in cols))
+    rows.append(f"{'ALL':<16}" + "".join(f"{counts['ALL'][k]:>11}" for k in cols))
+    return "\n".join(rows)

@@ -202,7 +202,7 @@ def train_run(cfg: TrainConfig, rt: Runtime, tok, examples, modes, ckpt_path: st
         model = nn.parallel.DistributedDataParallel(model, device_ids=[rt.device] if "cuda" in rt.device else None)
     global_batch = cfg.batch_size * cfg.grad_accum * rt.world
     progress = Progress(desc, iters, initial=it, enabled=rt.master, log_path=os.path.join(cfg.out_dir, "log.jsonl"),
-                        stream=None if show else open(os.devnull, "w"))
+                        show=show)
     last_save, t0, tokens = time.time(), time.time(), 0
     learner.train()
     try:

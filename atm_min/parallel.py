@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import queue
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import torch
 
@@ -52,35 +52,46 @@ class JobRunner:
     """Submit jobs (a picklable function and its arguments); collect results as they finish.
 
     With workers == 1 a job runs at submit() time, in this process. Otherwise a pool of `workers` processes
-    started with "spawn" (a fresh interpreter: no copied locks or thread pools from this process) runs them."""
+    started with "spawn" (a fresh interpreter: no copied locks or thread pools from this process) runs them.
+    On an error or Ctrl-C the pool is terminated at once (close(cancel=True)): no worker goes on training a
+    student nobody will use, and the checkpoints written so far are what --resume continues from."""
 
     def __init__(self, workers: int, threads: int = 0):
         self.workers = workers
         self.pool = None
-        self.pending = {}  # future -> name
-        self.done = []  # (name, result) finished but not yet collected
+        self.pending = 0
+        self.done = queue.Queue()  # (name, result, exception) of finished jobs, in the order they finished
         if workers > 1:
-            self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                            initargs=(threads, os.getpid()))
+            self.pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker,
+                                                     initargs=(threads, os.getpid()))
 
     def submit(self, name, fn, *args):
         if self.pool is None:
-            self.done.append((name, fn(*args)))
-        else:
-            self.pending[self.pool.submit(fn, *args)] = name
+            self.done.put((name, fn(*args), None))
+            return
+        self.pending += 1
+        self.pool.apply_async(fn, args, callback=lambda r: self.done.put((name, r, None)),
+                              error_callback=lambda e: self.done.put((name, None, e)))
 
     def next_finished(self):
         """(name, result) of a finished job, waiting for one if needed; None when nothing is left. A job's
         exception is raised here."""
-        if not self.done and self.pending:
-            finished, _ = wait(self.pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                self.done.append((self.pending.pop(fut), fut.result()))
-        return self.done.pop(0) if self.done else None
+        if self.done.empty() and not self.pending:
+            return None
+        name, result, error = self.done.get()
+        if self.pool is not None:
+            self.pending -= 1
+        if error is not None:
+            raise error
+        return name, result
 
     def close(self, cancel: bool = False):
         if self.pool is not None:
-            self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+            if cancel:
+                self.pool.terminate()
+            else:
+                self.pool.close()
+            self.pool.join()
             self.pool = None
 
     def __enter__(self):

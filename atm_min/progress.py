@@ -40,18 +40,20 @@ def _is_terminal(stream) -> bool:
 class Progress:
     """Progress of one training run of `total` steps. advance() every optimiser step (cheap: tqdm throttles its
     own redraws, and off a terminal it does nothing); log() every log_interval steps (the only file I/O).
-    enabled=False (DDP ranks other than 0, which would print the same numbers again) makes it all a no-op."""
+    enabled=False (DDP ranks other than 0, which would print the same numbers again) makes it all a no-op;
+    show=False keeps only the log file (students trained side by side in worker processes would interleave their
+    bars and lines on one terminal)."""
 
     def __init__(self, desc: str, total: int, initial: int = 0, enabled: bool = True,
-                 log_path: str | None = None, stream=None):
-        self.desc, self.total, self.enabled = desc, total, enabled
+                 log_path: str | None = None, stream=None, show: bool = True):
+        self.desc, self.total, self.enabled, self.show = desc, total, enabled, show
         self.bar = self.log_file = None
         if not enabled:
             return
         # Looked up now, not at import: a stderr redirected or captured later (tests, notebooks) is the one used.
         # stderr, as tqdm's default: progress is diagnostics; stdout keeps the results (`> results.txt` works).
         self.stream = stream if stream is not None else sys.stderr
-        if _is_terminal(self.stream):
+        if show and _is_terminal(self.stream):
             self.bar = tqdm(total=total, initial=initial, desc=desc, file=self.stream, dynamic_ncols=True,
                             leave=False)
         if log_path:
@@ -81,6 +83,8 @@ class Progress:
                 postfix.update({f"{label}{_LABELS.get(k, k)}": _show(k, v) for k, v in metrics.items()})
             postfix.update({_LABELS.get(k, k): _show(k, v) for k, v in shown.items()})
             self.bar.set_postfix(postfix)
+            return
+        if not self.show:
             return
         for name, metrics in records.items():
             fields = " ".join(f"{_LABELS.get(k, k)} {_show(k, v)}" for k, v in {**metrics, **shown}.items())

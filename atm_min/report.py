@@ -300,8 +300,9 @@ def training_command(out_dir: str, results: dict, ck_config: dict | None) -> tup
     """(the training command, where it came from). A command recorded by the run wins (results.json's
     "command"/"cmdline", or out_dir/cmdline.txt); otherwise one is rebuilt from the checkpoint's config: the
     settings that differ from TrainConfig's defaults (the same run, if the defaults have not changed since)."""
+    run = results.get("run") if isinstance(results.get("run"), dict) else {}
     for key in ("command", "cmdline"):
-        v = results.get(key)
+        v = run.get(key, results.get(key))  # train.py writes results["run"]["command"]
         if isinstance(v, list) and all(isinstance(x, str) for x in v):
             v = " ".join(v)
         if isinstance(v, str) and v.strip():

@@ -2,9 +2,10 @@
 
 test_errors.py runs each bad-input case as a user would: the script in its own process, as `__main__`, with its
 own exit status and output streams. Starting Python and importing torch for each of some 30 cases would cost
-about a second of CPU each, most of the test's time; a child forked from this process has those imports already
-and then does what `python SCRIPT ARGS...` does, including the interpreter's handling of an uncaught exception
-(print the traceback, exit 1) and of sys.exit("message") (print the message, exit 1).
+about a second of CPU each, most of the test's time; a child forked from this process has those imports already,
+runs the script as `python SCRIPT ARGS...` would, and then leaves through the interpreter's own exit: so an
+uncaught exception prints its traceback, sys.exit("message") prints the message, and exit handlers (e.g. the
+shutdown of a process pool) run, all as in a real run.
 
     python tests/fork_runner.py < jobs.json    # [[argv, stdout_file, stderr_file], ...] -> [exit status, ...]
 
@@ -16,24 +17,9 @@ import os
 import runpy
 import signal
 import sys
-import traceback
 
 TIMEOUT_S = 60  # a case that hangs (say, a download that never fails) is killed, and fails its test
-
-
-def run_script(argv) -> int:
-    """What `python argv[0] argv[1:]...` does, in this process; returns the exit status."""
-    try:
-        runpy.run_path(argv[0], run_name="__main__")
-        return 0
-    except SystemExit as e:
-        if e.code is None or isinstance(e.code, int):
-            return e.code or 0
-        print(e.code, file=sys.stderr)
-        return 1
-    except BaseException:
-        traceback.print_exc()
-        return 1
+PARALLEL = 2  # children at once: most of a child's time is the interpreter's exit (tearing down torch), on one core
 
 
 def main():
@@ -46,8 +32,11 @@ def main():
         import train  # noqa: F401
     except Exception:
         pass
-    statuses = []
-    for argv, out, err in jobs:
+    statuses, running = [None] * len(jobs), {}  # running: pid -> job index
+    for i, (argv, out, err) in enumerate(jobs):
+        if len(running) == PARALLEL:
+            pid, status = os.wait()
+            statuses[running.pop(pid)] = os.waitstatus_to_exitcode(status)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -59,11 +48,12 @@ def main():
             sys.path[:] = [os.path.dirname(os.path.abspath(argv[0]))] + base_path
             sys.argv = list(argv)
             signal.alarm(TIMEOUT_S)
-            code = run_script(argv)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-        statuses.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+            runpy.run_path(argv[0], run_name="__main__")  # an exception ends the child as it would the script
+            sys.exit(0)
+        running[pid] = i
+    while running:
+        pid, status = os.wait()
+        statuses[running.pop(pid)] = os.waitstatus_to_exitcode(status)
     json.dump(statuses, sys.stdout)
 
 

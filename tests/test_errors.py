@@ -31,10 +31,11 @@ GOOD_ROW = ('{"id": "a", "question": "Is 4 even?", "rationale": "It ends in 4.",
 
 
 def tiny(out_dir, *extra):
-    """train.py settings for a student that would train in a second, were the input good."""
+    """train.py settings for a student that would train in a second, were the input good. --workers=1: in this
+    process (a pool of worker processes takes seconds to start and stop; one case below keeps it)."""
     return [f"--out_dir={out_dir}", "--n_layer=1", "--n_embd=32", "--n_head=2", "--perc_heads=2", "--n_prefix=2",
             "--batch_size=4", "--max_iters=2", "--warmup_iters=1", "--block_size=192", "--max_new_tokens=8",
-            "--device=cpu", "--dtype=float32", "--num_threads=1", "--mechanism=pre", *extra]
+            "--device=cpu", "--dtype=float32", "--num_threads=1", "--mechanism=pre", "--workers=1", *extra]
 
 
 # ---------------------------------------------------------------------------------------------------- fixtures
@@ -153,10 +154,10 @@ def _(d, s):
     return tiny(d / "out", f"--data_dir={s.data}", *gpt2), "could not download 'gpt2'"
 
 
-@case("train.py", "--init_from a folder without config.json")
+@case("train.py", "--init_from a folder without config.json (raised in a worker process)")
 def _(d, s):
     (d / "hf").mkdir()
-    init = [f"--init_from={d / 'hf'}", "--tokenizer=gpt2", f"--tokenizer_path={s.ranks}"]
+    init = [f"--init_from={d / 'hf'}", "--tokenizer=gpt2", f"--tokenizer_path={s.ranks}", "--workers=2"]
     return tiny(d / "out", f"--data_dir={s.data}", *init), "no config.json in"
 
 

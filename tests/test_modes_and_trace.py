@@ -245,7 +245,7 @@ def test_a_hard_routed_student_is_started_with_its_classifiers_marker(atm_run, t
                             soft_prompt_on=False)  # p(answer first) is ~1 for this student
     out = ask(capsys, "--ckpt", path, "--question", Q)
     assert sample_field(out, "mode") == ["answer first (post)"]
-    assert re.search(rf"^  (\d+) tokens", out, re.M).group(1) == str(want["new_tokens"])
+    assert re.search(r"^  (\d+) tokens", out, re.M).group(1) == str(want["new_tokens"])
     trace = ask(capsys, "--ckpt", path, "--question", Q, "--trace")
     assert "routing='hard'" in trace and "with soft prompt" not in trace
     assert "[forced post: the prompt is followed by 'Answer:']" in trace

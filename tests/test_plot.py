@@ -59,7 +59,7 @@ def test_plot_writes_four_pngs_and_the_report(run, capsys):
     assert format_table(R.table_ready(R.mechanisms(results))) in report  # the table train.py prints
     # the command lines that made it: the training command (from ckpt.pt's config) and the plot command
     train_cmd = re.search(r"^python train\.py .*$", report, re.M).group(0)
-    assert f"--out_dir={run}" in train_cmd and "--n_layer=1" in train_cmd and "--folds=2" in train_cmd
+    assert f"--out_dir={run}" in train_cmd and "--n_layer=1" in train_cmd and "--max_train=48" in train_cmd
     assert f"python plot.py {run}" in report
     assert "label_agreement" in report  # numbers beyond the table are listed too
 

@@ -67,6 +67,13 @@ def test_disabled_is_a_no_op(tmp_path):
     assert out.getvalue() == "" and not log.exists()
 
 
+def test_show_false_writes_the_log_only(tmp_path):
+    out, log = Terminal(), tmp_path / "log.jsonl"
+    run(Progress("pre", 10, log_path=str(log), stream=out, show=False))
+    assert out.getvalue() == ""  # neither a bar nor lines (a worker process among others)
+    assert len(log.read_text().splitlines()) == 4
+
+
 def test_train_run_logs_each_interval(tmp_path, capsys):
     """train.py's loop: plain lines on a captured (non-terminal) stderr, and out_dir/log.jsonl with loss, aux
     (ATM only), lr, tok_s and elapsed_s every log_interval steps and at the last step."""

@@ -15,11 +15,11 @@ import train as T
 
 ROOT = Path(__file__).resolve().parents[1]
 Q = "Start at 3, apply i d i: result?"
-# A few seconds each: long enough (150 steps, high lr) for a one-layer student to learn the output format.
+# A few seconds each: long enough (250 steps, high lr) for a one-layer student to learn the output format.
 # With fold students that barely train, every k-fold label is label_default, so label_default picks the format
 # the ATM student learns.
 TRAIN = ["--n_layer=1", "--n_embd=32", "--n_head=2", "--perc_heads=2", "--n_prefix=2", "--batch_size=8",
-         "--max_iters=150", "--fold_iters=2", "--warmup_iters=5", "--lr=1e-2", "--min_lr=1e-3", "--max_train=48",
+         "--max_iters=250", "--fold_iters=2", "--warmup_iters=5", "--lr=1e-2", "--min_lr=1e-3", "--max_train=48",
          "--max_test=4", "--folds=2", "--block_size=192", "--max_new_tokens=16", "--device=cpu",
          "--dtype=float32", "--num_threads=1", "--baselines=false"]
 
@@ -111,7 +111,7 @@ def test_jsonl_file_is_scored(atm_run, tmp_path, capsys):
     assert [g.split()[0] for g in gold] == [r["answer"] for r in rows]
     n_right = sum(g.endswith("(right)") for g in gold)
     assert re.search(rf"^accuracy: {n_right}/5 = {n_right / 5:.3f}$", out, re.M)
-    assert "atm acc" in out and "ALL" in out  # the same table as train.py
+    assert "acc  post%   tok" in out and "ALL" in out  # the same table as train.py
 
 
 def test_sampling_is_seeded(atm_run, capsys):

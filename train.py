@@ -113,12 +113,13 @@ def load_data(cfg: TrainConfig, tok):
     Examples too long for the context fail the run before training, or are dropped, as cfg.on_too_long says."""
     data_dir = cfg.data_dir
     if not data_dir:
-        from data.synth import SynthConfig, write_suite  # the generator lives beside the other data scripts
+        from data.synth import SynthConfig, is_current, write_suite  # the generator lives with the data scripts
         data_dir = os.path.join(cfg.out_dir, f"synth_{cfg.synth_seed}")
         # Under torchrun every rank may get here at once: each writes the same bytes through a temp file of its
         # own and renames it into place (atomic), so no rank reads a half-written file or loses a rename.
-        # test.jsonl is written last, so its presence means the suite is complete.
-        if not os.path.exists(os.path.join(data_dir, "test.jsonl")):
+        # suite.json is written last, so its presence means the suite is complete; a suite from other generator
+        # settings (an older version's) is made again.
+        if not is_current(data_dir, SynthConfig(seed=cfg.synth_seed)):
             write_suite(SynthConfig(seed=cfg.synth_seed), data_dir, verbose=False)
     train, test = load_split(data_dir)
     if cfg.max_train:
@@ -220,7 +221,7 @@ def train_run(cfg: TrainConfig, rt: Runtime, tok, examples, modes, ckpt_path: st
                     loss, lm_loss, aux = model(**batch, aux_weight=cfg.aux_weight)
                 if not torch.isfinite(loss):
                     kept = (f"the last good checkpoint is kept at {ckpt_path}" if os.path.exists(ckpt_path) else
-                            f"no checkpoint had been saved yet (one is written every save_interval_s)")
+                            "no checkpoint had been saved yet (one is written every save_interval_s)")
                     raise TrainingError(f"{desc}: the loss became {loss.item()} at step {it}; {kept} "
                                         f"(try a lower --lr)")
                 loss = loss / cfg.grad_accum
@@ -464,7 +465,8 @@ def run_all(cfg: TrainConfig, rt: Runtime, tok, train, test):
                 print(f"{job.name}: evidence cached in "
                       f"{os.path.join(cfg.evidence_from, 'folds') if cfg.evidence_from else job.cache}")
     todo = [j for j in folds if j.name not in evidence] + [j for j in mains if not j.atm]
-    workers, threads = plan_workers(cfg.workers, len(todo) + 1, rt.device, rt.world)
+    n_jobs = len(todo) + sum(j.atm for j in mains)  # the atm job joins the pool once the labels exist
+    workers, threads = plan_workers(cfg.workers, n_jobs, rt.device, rt.world)
     if folds:
         fold_dir = os.path.join(cfg.out_dir, "folds")
         os.makedirs(fold_dir, exist_ok=True)
@@ -472,7 +474,7 @@ def run_all(cfg: TrainConfig, rt: Runtime, tok, train, test):
             if name.endswith(".tmp"):
                 os.remove(os.path.join(fold_dir, name))
     if rt.master:
-        print(f"training {len(todo) + any(j.atm for j in mains)} students"
+        print(f"training {n_jobs} student{'s' * (n_jobs != 1)}"
               + (f", {workers} at a time ({threads} thread{'s' * (threads > 1)} each)" if workers > 1 else ""))
     job_cfg = dataclasses.replace(cfg, device=rt.device, num_threads=threads or cfg.num_threads)
     results, labels, counts = {}, None, None

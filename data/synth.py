@@ -21,6 +21,7 @@ choices: the paper does not publish its data beyond the real datasets.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from atm_min.errors import ArgumentParser, ConfigError, DataError, ProjectError  # noqa: E402  (no torch)
 
+SUITE_FILE = "suite.json"  # the SynthConfig a suite folder was generated with
 VAR_NAMES = "abcdefghijkmnpqrstuvwxyz"  # no 'l'/'o': easy to confuse with digits when reading
 
 
@@ -143,6 +145,9 @@ def write_suite(cfg: SynthConfig, out_dir: str, verbose: bool = True):
     os.makedirs(out_dir, exist_ok=True)
     write_jsonl(os.path.join(out_dir, "train.jsonl"), train)
     write_jsonl(os.path.join(out_dir, "test.jsonl"), test)
+    # Last: its presence says the suite is complete, and its content which generator settings made it (train.py
+    # regenerates a suite whose settings are not today's defaults, e.g. one made by an older version).
+    write_jsonl(os.path.join(out_dir, SUITE_FILE), [dataclasses.asdict(cfg)])
     if verbose:
         print(f"wrote {len(train)} train ({dropped} teacher-wrong samples filtered out) and {len(test)} test "
               f"examples to {out_dir}")
@@ -180,3 +185,12 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+def is_current(out_dir: str, cfg: SynthConfig) -> bool:
+    """Does out_dir hold a complete suite generated with exactly these settings?"""
+    try:
+        with open(os.path.join(out_dir, SUITE_FILE), encoding="utf-8") as f:
+            return json.loads(f.readline()) == dataclasses.asdict(cfg)
+    except (OSError, ValueError):
+        return False

@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import pytest
+from tiny import tiny_args
 import torch
 
 import train as T
@@ -17,23 +18,8 @@ from atm_min.learner import Learner
 from atm_min.model import GPT, GPTConfig
 from atm_min.perception import Perception
 from atm_min.tokenizer import byte_tokenizer
-from data.synth import SynthConfig, write_suite
 
 TOK = byte_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    write_suite(SynthConfig(seed=0, n_train=80, n_test=20), str(d), verbose=False)
-    return str(d)
-
-
-def tiny_args(out_dir, *extra):
-    return [f"--out_dir={out_dir}", "--n_layer=1", "--n_embd=32", "--n_head=2", "--perc_heads=2", "--n_prefix=2",
-            "--batch_size=8", "--max_iters=10", "--fold_iters=6", "--warmup_iters=2", "--max_train=48",
-            "--max_test=16", "--folds=2", "--block_size=192", "--max_new_tokens=16", "--eval_batch_size=64",
-            "--device=cpu", "--dtype=float32", "--num_threads=1", "--log_interval=5", "--workers=1", *extra]
 
 
 def examples(n=6):

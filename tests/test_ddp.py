@@ -30,9 +30,9 @@ def test_torchrun_two_processes_on_the_default_suite(tmp_path):
 
     # the suite both ranks wrote is the one the generator writes, whole, with no temp file left behind
     suite = out / "synth_0"
-    assert sorted(p.name for p in suite.iterdir()) == ["test.jsonl", "train.jsonl"]
+    assert sorted(p.name for p in suite.iterdir()) == ["suite.json", "test.jsonl", "train.jsonl"]
     write_suite(SynthConfig(seed=0), str(tmp_path / "reference"), verbose=False)
-    for name in ("train.jsonl", "test.jsonl"):
+    for name in ("train.jsonl", "test.jsonl", "suite.json"):
         assert (suite / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
 
     # the pipeline finished: k-fold labels for every training question, results from rank 0

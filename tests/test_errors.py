@@ -1,8 +1,8 @@
 """The bad-input sweep: every user-facing script, given bad input, exits with status 1 and one `error:` line that
 says what is wrong (and, where there is something to do, what), never a traceback, and leaves nothing behind.
 
-Each case runs its script as a user would (a subprocess, from the repository root) in an environment without a
-GPU, network or caches: CUDA_VISIBLE_DEVICES="", Hugging Face offline with an empty cache, tiktoken with an empty
+Each case runs its script as a user would (`python SCRIPT ARGS` in a process of its own, in the repository root)
+in an environment without a GPU, network or caches: CUDA_VISIBLE_DEVICES="", Hugging Face offline with an empty cache, tiktoken with an empty
 cache and a proxy that refuses connections (so a download fails at once, whatever the machine's network).
 One module fixture runs every case (see fork_runner.py for how, quickly); each test then checks one case.
 """
@@ -81,7 +81,8 @@ def offline_env(d: Path) -> dict:
 
 # ---------------------------------------------------------------------------------------------------- the cases
 # Each case gets its own empty folder d and the shared files s; it may write its input files into d, and returns
-# (the script's arguments, text the error message must contain). Whatever d holds before the run must be there, unchanged, after it.
+# (the script's arguments, text the error message must contain). Whatever d holds before the run must be there,
+# unchanged, after it.
 
 CASES = {}  # "script: what" -> (script, the function that sets the case up)
 

@@ -11,34 +11,13 @@ import pytest
 import torch
 
 import sample
-import train as T
 from atm_min.evaluate import MODE_MARKS, generate_answers, generate_texts
 from atm_min.examples import load_examples
 from atm_min.trace import PERCEPTION_STAGES, STAGES, format_trace, trace_question
 
 Q = "Is 74 even?"
 GPT2_FILE = Path(__file__).resolve().parents[2] / "shared" / "tokenizers" / "gpt2.tiktoken"
-# As in test_sample.py: 150 steps at a high lr teach a one-layer student the output format in a few seconds.
-# Fold students that barely train label every question label_default, so the ATM student learns that format.
-TRAIN = ["--n_layer=1", "--n_embd=32", "--n_head=2", "--perc_heads=2", "--n_prefix=2", "--batch_size=8",
-         "--max_iters=150", "--fold_iters=2", "--warmup_iters=5", "--lr=1e-2", "--min_lr=1e-3", "--max_train=48",
-         "--max_test=4", "--folds=2", "--block_size=192", "--max_new_tokens=16", "--device=cpu",
-         "--dtype=float32", "--num_threads=1", "--baselines=false"]
 COL = sample.COL
-
-
-@pytest.fixture(scope="module")
-def atm_run(tmp_path_factory, one_thread):
-    out = tmp_path_factory.mktemp("atm")
-    T.main([f"--out_dir={out}", "--mechanism=atm", "--label_default=post", *TRAIN])
-    return str(out)
-
-
-@pytest.fixture(scope="module")
-def pre_run(tmp_path_factory, one_thread):
-    out = tmp_path_factory.mktemp("pre")
-    T.main([f"--out_dir={out}", "--mechanism=pre", *TRAIN])
-    return str(out)
 
 
 def ask(capsys, *argv):

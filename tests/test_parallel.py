@@ -11,27 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny import tiny_args
 
 import train as T
 from atm_min.checkpoint import load_checkpoint
 from atm_min.parallel import JobRunner, plan_workers
-from data.synth import SynthConfig, write_suite
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    write_suite(SynthConfig(seed=0, n_train=80, n_test=20), str(d), verbose=False)
-    return str(d)
-
-
-def tiny_args(out_dir, *extra):
-    return [f"--out_dir={out_dir}", "--n_layer=1", "--n_embd=32", "--n_head=2", "--perc_heads=2", "--n_prefix=2",
-            "--batch_size=8", "--max_iters=10", "--fold_iters=6", "--warmup_iters=2", "--max_train=48",
-            "--max_test=16", "--folds=2", "--block_size=192", "--max_new_tokens=16", "--eval_batch_size=64",
-            "--device=cpu", "--dtype=float32", "--num_threads=1", "--log_interval=5", *extra]
 
 
 def test_plan_workers(monkeypatch):

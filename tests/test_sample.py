@@ -11,33 +11,9 @@ import pytest
 import torch
 
 import sample
-import train as T
 
 ROOT = Path(__file__).resolve().parents[1]
 Q = "Start at 3, apply i d i: result?"
-# A few seconds each: long enough (250 steps, high lr) for a one-layer student to learn the output format.
-# With fold students that barely train, every k-fold label is label_default, so label_default picks the format
-# the ATM student learns.
-TRAIN = ["--n_layer=1", "--n_embd=32", "--n_head=2", "--perc_heads=2", "--n_prefix=2", "--batch_size=8",
-         "--max_iters=250", "--fold_iters=2", "--warmup_iters=5", "--lr=1e-2", "--min_lr=1e-3", "--max_train=48",
-         "--max_test=4", "--folds=2", "--block_size=192", "--max_new_tokens=16", "--device=cpu",
-         "--dtype=float32", "--num_threads=1", "--baselines=false"]
-
-
-
-
-@pytest.fixture(scope="module")
-def atm_run(tmp_path_factory, one_thread):
-    out = tmp_path_factory.mktemp("atm")
-    T.main([f"--out_dir={out}", "--mechanism=atm", "--label_default=post", *TRAIN])
-    return str(out)
-
-
-@pytest.fixture(scope="module")
-def pre_run(tmp_path_factory, one_thread):
-    out = tmp_path_factory.mktemp("pre")
-    T.main([f"--out_dir={out}", "--mechanism=pre", *TRAIN])
-    return str(out)
 
 
 def ask(capsys, *argv):

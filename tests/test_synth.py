@@ -84,3 +84,15 @@ def test_answers_score_with_the_project_extractor():
     for r in train:
         assert is_correct(f"Reasoning: {r['rationale']} Answer: {r['answer']}", r["answer"], r["answer_type"])
         assert is_correct(f"Answer: {r['answer']}\n", r["answer"], r["answer_type"])
+
+
+def test_a_suite_from_other_settings_is_made_again(tmp_path):
+    """train.py reuses out_dir/synth_N only when suite.json says it was generated with today's settings."""
+    from data.synth import is_current
+    cfg = SynthConfig(seed=0, n_train=40, n_test=10)
+    assert not is_current(str(tmp_path), cfg)  # nothing there
+    write_suite(cfg, str(tmp_path), verbose=False)
+    assert is_current(str(tmp_path), cfg)
+    assert not is_current(str(tmp_path), SynthConfig(seed=0, n_train=40, n_test=10, multistep_min=3))  # older
+    (tmp_path / "suite.json").write_text("not json")
+    assert not is_current(str(tmp_path), cfg)

@@ -12,35 +12,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny import tiny_args
 import torch
 
 import train as T
 from atm_min.checkpoint import CheckpointError, load_checkpoint
 from atm_min.config import ConfigError, parse_args
 from atm_min.tokenizer import byte_tokenizer
-from data.synth import SynthConfig, write_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 TOK = byte_tokenizer()
 STAT_KEYS = {"accuracy", "n", "post_fraction", "avg_new_tokens"}
-
-
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """A small copy of the synthetic suite (the generator is deterministic)."""
-    d = tmp_path_factory.mktemp("data")
-    write_suite(SynthConfig(seed=0, n_train=80, n_test=20), str(d), verbose=False)
-    return str(d)
-
-
-def tiny_args(out_dir, *extra):
-    """A student of one layer that trains for a handful of steps: seconds for the whole ATM pipeline."""
-    return [f"--out_dir={out_dir}", "--n_layer=1", "--n_embd=32", "--n_head=2", "--perc_heads=2", "--n_prefix=2",
-            "--batch_size=8", "--max_iters=10", "--fold_iters=6", "--warmup_iters=2", "--max_train=48",
-            "--max_test=16", "--folds=2", "--block_size=192", "--max_new_tokens=16", "--eval_batch_size=64",
-            "--device=cpu", "--dtype=float32", "--num_threads=1", "--log_interval=5", "--workers=1", *extra]
 
 
 def tiny(out_dir, *extra):

@@ -82,38 +82,41 @@ def make_optimizer(model):
 
 
 # ---------------------------------------------------------------------------------------------- models
-cfg = dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, vocab_size=args.vocab_size,
-           block_size=args.block_size)
-ours = {impl: GPT(GPTConfig(**cfg, attn_impl=impl)).to(args.device) for impl in ("sdpa", "explicit")}
-ours["explicit"].load_state_dict(ours["sdpa"].state_dict())
-hf = None
-if not args.no_hf:
-    try:
-        import transformers
-    except ImportError:
-        print("transformers is not installed: no comparison with GPT2LMHeadModel")
-    else:
-        transformers.logging.set_verbosity_error()
-        hf_cfg = transformers.GPT2Config(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
-                                         vocab_size=args.vocab_size, n_positions=args.block_size,
-                                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,  # ours: dropout 0
-                                         bos_token_id=None, eos_token_id=None,  # never stop generating early
-                                         attn_implementation="sdpa")  # HF's default, named to be sure
-        hf = transformers.GPT2LMHeadModel(hf_cfg).to(args.device)
-        with torch.no_grad():  # our weights (HF's Conv1D stores them transposed), so generations must agree
-            hf_sd = hf.state_dict()
-            for k, v in ours["sdpa"].state_dict().items():
-                hf_sd[k].copy_(v.t() if k.endswith(HF_CONV1D) else v)
+if __name__ == "__main__" and args.only != "parallel":  # (not in worker processes; parallel needs none)
+    cfg = dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, vocab_size=args.vocab_size,
+               block_size=args.block_size)
+    ours = {impl: GPT(GPTConfig(**cfg, attn_impl=impl)).to(args.device) for impl in ("sdpa", "explicit")}
+    ours["explicit"].load_state_dict(ours["sdpa"].state_dict())
+    hf = None
+    if not args.no_hf:
+        try:
+            import transformers
+        except ImportError:
+            print("transformers is not installed: no comparison with GPT2LMHeadModel")
+        else:
+            transformers.logging.set_verbosity_error()
+            hf_cfg = transformers.GPT2Config(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
+                                             vocab_size=args.vocab_size, n_positions=args.block_size,
+                                             resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,  # ours: dropout 0
+                                             bos_token_id=None, eos_token_id=None,  # never stop generating early
+                                             attn_implementation="sdpa")  # HF's default, named to be sure
+            hf = transformers.GPT2LMHeadModel(hf_cfg).to(args.device)
+            with torch.no_grad():  # our weights (HF's Conv1D stores them transposed), so generations must agree
+                hf_sd = hf.state_dict()
+                for k, v in ours["sdpa"].state_dict().items():
+                    hf_sd[k].copy_(v.t() if k.endswith(HF_CONV1D) else v)
 
-n_params = ours["sdpa"].num_params(non_embedding=False)
-print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, dtype {args.dtype}"
-      f"{', compiled' if args.compile else ''}")
-print(f"model: {n_params / 1e6:.1f}M parameters ({args.n_layer} layers, {args.n_head} heads, {args.n_embd} wide, "
-      f"vocab {args.vocab_size}, block {args.block_size})")
-if hasattr(os, "getloadavg"):  # other processes on the machine slow every contender; say how busy it was
-    print(f"load average before: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
+    n_params = ours["sdpa"].num_params(non_embedding=False)
+    print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, dtype {args.dtype}"
+          f"{', compiled' if args.compile else ''}")
+    print(f"model: {n_params / 1e6:.1f}M parameters ({args.n_layer} layers, {args.n_head} heads, {args.n_embd} wide, "
+          f"vocab {args.vocab_size}, block {args.block_size})")
+    if hasattr(os, "getloadavg"):  # other processes on the machine slow every contender; say how busy it was
+        print(f"load average before: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
 
-# ---------------------------------------------------------------------------------------------- training
+    # ---------------------------------------------------------------------------------------------- training
+
+
 def bench_training():
     B, T = args.batch_size, args.seq_len
     data = torch.randint(0, args.vocab_size, (B, T + 1), device=args.device)

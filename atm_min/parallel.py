@@ -1,12 +1,12 @@
 """Speed machinery: train independent students side by side, one process each.
 
 The k-fold labellers and the baselines do not depend on each other, so they need not wait for each other. A tiny
-student cannot keep two CPU cores busy with one process: on the project's 2-core CPU one training step of the
-default student takes 14.4 ms with two threads but 21 ms with one, so two one-thread processes do ~1.4x the
-work of one two-thread process (measured with bench.py --only parallel). Stacking the students into one
-batched model (torch.func.vmap) did not help there: each step is already compute-bound, not overhead-bound.
+student cannot keep two CPU cores busy with one process: on the project's 2-core CPU, `bench.py --only parallel`
+measured 11.7-12.8 ms per student-step for one process with two threads and 9.9-10.1 ms for two one-thread
+processes side by side (1.17-1.28x). Stacking the students into one batched model (torch.func.vmap) did not help
+there (0.78x): each step is already compute-bound, not overhead-bound.
 
-run_jobs(fn, jobs) is the whole idea; workers=1 runs the same calls one after another in this process, which is
+JobRunner is the whole idea; workers=1 runs the same calls one after another in this process, which is
 the reference the parallel path is tested against (tests/test_parallel.py: same labels, same weights).
 """
 

@@ -329,6 +329,9 @@ def cli(argv=None) -> int:
     except ProjectError as e:  # SampleError, CheckpointError, DataError, TokenizerError, ConfigError (arguments)
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `python sample.py ... | head`: the reader has what it wanted; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
     return 0
 
 

@@ -28,7 +28,7 @@ import torch.nn as nn
 from atm_min.batches import batch_indices, collate, encode_items, micro_batch, perception_inputs, question_inputs
 from atm_min.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from atm_min.config import TrainConfig, config_to_dict, parse_args
-from atm_min.errors import ConfigError, DataError, ProjectError, TrainingError
+from atm_min.errors import CheckpointError, ConfigError, DataError, ProjectError, TrainingError
 from atm_min.compare import oracle_summary, random_routing_summary
 from atm_min.evaluate import answer_first_confidence, format_table, summarize, timed_answers
 from atm_min.examples import load_split
@@ -256,6 +256,11 @@ def train_run(cfg: TrainConfig, rt: Runtime, tok, examples, modes, ckpt_path: st
     return student, perception
 
 
+# Settings that make a different model: a finished checkpoint with other values is not the run asked for.
+SHAPE_KEYS = ("init_from", "tokenizer", "n_layer", "n_head", "n_embd", "block_size", "bias", "n_prefix",
+              "perc_layers", "perc_heads", "perc_input", "routing")
+
+
 def load_finished(cfg: TrainConfig, rt: Runtime, tok, ckpt_path: str):
     """(student, perception) from a finished run's checkpoint, or None if there is none to reuse."""
     if not (cfg.resume and os.path.exists(ckpt_path)):
@@ -263,6 +268,12 @@ def load_finished(cfg: TrainConfig, rt: Runtime, tok, ckpt_path: str):
     ck = load_checkpoint(ckpt_path, map_location=rt.device)
     if not ck.get("done"):
         return None
+    saved = ck.get("config", {})
+    changed = [k for k in SHAPE_KEYS if k in saved and saved[k] != getattr(cfg, k)]
+    if changed:  # reusing it would silently evaluate another model than the one asked for
+        raise CheckpointError(f"{ckpt_path} is a finished run with other settings ("
+                              + ", ".join(f"{k}={saved[k]!r}, now {getattr(cfg, k)!r}" for k in changed)
+                              + "): use another --out_dir, or drop --resume to train again")
     learner = learner_from_checkpoint(ck, cfg, ckpt_path).to(rt.device)
     return learner.student, learner.perception
 

@@ -122,3 +122,10 @@ def test_evidence_from_reuses_an_earlier_runs_fold_students(tmp_path, data_dir, 
     with pytest.raises(T.DataError, match="another split"):  # other settings, other folds: refused
         T.main(tiny_args(tmp_path / "third", f"--data_dir={data_dir}", "--baselines=false",
                          f"--evidence_from={first}", "--max_train=40"))
+
+
+def test_resume_refuses_a_finished_run_of_another_shape(tmp_path, data_dir):
+    out = tmp_path / "run"
+    T.main(tiny_args(out, f"--data_dir={data_dir}", "--mechanism=pre"))
+    with pytest.raises(T.CheckpointError, match="n_embd=32, now 48"):
+        T.main(tiny_args(out, f"--data_dir={data_dir}", "--mechanism=pre", "--resume", "--n_embd=48"))

@@ -368,6 +368,9 @@ def read_cached(cfg: TrainConfig, job: Job):
         held_out, correct = cached["held_out"], cached["correct"]
     except (ValueError, KeyError, TypeError) as e:
         raise DataError(f"{path} is not a fold student's evidence ({e}); delete it to recompute it") from None
+    if job.mode == "post" and not isinstance(cached.get("confidence"), list):
+        raise DataError(f"{path} has no answer-first confidences (an older version wrote it); delete it to "
+                        f"recompute it")
     if held_out != job.held_out or len(correct) != len(held_out):
         raise DataError(f"{path} holds the evidence of another split (other data, seed, folds or max_train); "
                         f"use the same settings, or delete it to recompute it")

@@ -551,7 +551,8 @@ def main(argv):
     if not rt.master:
         return
     results = {}
-    for mech, ev in evals.items():
+    order = ["pre", "post", "answer", "atm"]  # a fixed column order, whichever student finished first
+    for mech, ev in sorted(evals.items(), key=lambda kv: order.index(kv[0])):
         results[mech] = ev["summary"]
         with open(os.path.join(cfg.out_dir, f"predictions_{mech}.jsonl"), "w") as f:
             for r in ev["records"]:

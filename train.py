@@ -437,9 +437,7 @@ def post_probabilities(student, perception, tok, examples, device) -> list[float
 def evaluate(cfg, rt, tok, student, perception, test) -> dict:
     """Greedy answers to the test set: {summary, records}. With routing="hard" the perception's classifier
     picks each question's mode and the student is started with that mode's marker (it never saw a soft prompt)."""
-    force = None
-    if perception is not None and cfg.routing == "hard":
-        force = ["post" if p > 0.5 else "pre" for p in post_probabilities(student, perception, tok, test, rt.device)]
+    force = "classifier" if perception is not None and cfg.routing == "hard" else None
     records, ms = timed_answers(student, tok, test, rt.device, cfg.eval_batch_size, cfg.max_new_tokens,
                                 perception=perception, explain=cfg.explain, ctx=rt.ctx, force=force,
                                 soft_prompt_on=cfg.routing == "soft")

@@ -13,8 +13,8 @@ from collections import defaultdict
 import torch
 
 from .answers import ANSWER_MARK, REASON_MARK, is_correct, parse_output
-from .batches import pad_left, perception_inputs, question_inputs
-from .formats import format_prompt
+from .batches import pad_left, pad_right, perception_inputs, question_inputs
+from .formats import encode, format_prompt
 from .perception import soft_prompt
 
 
@@ -167,23 +167,20 @@ def answer_first_confidence(student, tok, examples, device, batch_size=256, ctx=
     p("Answer: <gold>\\n" | prompt), read off one teacher-forced forward pass (no sampling). Greedy decoding is
     right whenever this is above 0.5; how far above says how safe answering first is for this question. The
     k-fold labelling uses it to weigh the risk of answering first (labels.py, label_rule="confident_post")."""
-    from .formats import encode  # (a local import keeps this file's top about generation)
     student.eval()
+    newlines = set(tok.newline_ids)
     out = []
     for s in range(0, len(examples), batch_size):
         rows, spans = [], []
         for ex in examples[s:s + batch_size]:
             prompt, target = encode(tok, ex, "post")
-            nl = next((i for i, t in enumerate(target) if t in tok.newline_ids), len(target) - 1)
+            nl = next((i for i, t in enumerate(target) if t in newlines), len(target) - 1)
             seq = prompt + target[:nl + 1]  # the prompt, the marker, the answer and the newline that ends it
             rows.append(seq[:-1])
             spans.append((len(prompt) - 1, len(seq) - 1, seq[1:]))  # positions predicting target[:nl + 1]
-        T = max(len(r) for r in rows)
-        x = torch.zeros(len(rows), T, dtype=torch.long)
-        for i, r in enumerate(rows):
-            x[i, :len(r)] = torch.tensor(r)
+        x = pad_right(rows, 0, device)  # (B, T); causal attention never looks at the right padding
         with ctx if ctx is not None else torch.autocast(device_type="cpu", enabled=False):
-            logits, _ = student(x.to(device))  # right padding: causal attention never looks at it
+            logits, _ = student(x)
         logp = torch.log_softmax(logits.float(), dim=-1).cpu()  # (B, T, V)
         for i, (a, b, nxt) in enumerate(spans):
             ids = torch.tensor(nxt[a:b])

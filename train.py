@@ -31,7 +31,7 @@ from atm_min.config import TrainConfig, config_to_dict, parse_args
 from atm_min.errors import CheckpointError, ConfigError, DataError, ProjectError, TrainingError
 from atm_min.compare import oracle_summary, random_routing_summary
 from atm_min.evaluate import answer_first_confidence, format_table, summarize, timed_answers
-from atm_min.examples import load_split
+from atm_min.examples import load_split, write_text_atomic
 from atm_min.formats import check_lengths
 from atm_min.labels import evidence_counts, fold_ids, format_label_counts, label, shuffled_labels
 from atm_min.learner import Learner, build_student, learner_from_checkpoint, load_learner_state
@@ -345,11 +345,7 @@ def run_job(cfg: TrainConfig, job: Job, train, test, rt: Runtime | None = None, 
 
 
 def write_json(path: str, obj, indent=None):
-    """Atomically: a crash leaves the old file or the new one, never half of one."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=indent)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=indent))  # a crash leaves the old file or the new one
 
 
 def read_cached(cfg: TrainConfig, job: Job):

@@ -131,6 +131,22 @@ def load_examples(path) -> list[Example]:
     return examples
 
 
+def write_text_atomic(path, text: str) -> None:
+    """Write a text file atomically: a temp file of this process's own in the same folder (so that processes
+    writing the same file at once, e.g. torchrun's ranks, never take each other's), then os.replace over `path`.
+    A crash or Ctrl-C leaves the old file or the new one, never half of one, and no temp file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def write_examples(path, examples) -> None:
     """Write examples as JSONL, atomically (temp file in the same folder + os.replace): a crash never leaves a
     half-written file behind. Refuses duplicate ids."""
@@ -144,16 +160,7 @@ def write_examples(path, examples) -> None:
             raise DataError(f"{path}: duplicate id {ex.id!r}")
         seen.add(ex.id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for ex in examples:
-                f.write(json.dumps(ex.to_dict(), ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_text_atomic(path, "".join(json.dumps(ex.to_dict(), ensure_ascii=False) + "\n" for ex in examples))
 
 
 def load_split(data_dir) -> tuple[list[Example], list[Example]]:

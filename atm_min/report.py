@@ -25,6 +25,7 @@ import re
 from collections import defaultdict
 
 from .errors import DataError
+from .examples import write_text_atomic
 
 FIGURES = ("loss", "tradeoff", "p_post", "attention")
 # Fixed colours for the mechanisms the project knows, so a mechanism looks the same in every figure.
@@ -409,10 +410,7 @@ def write_report(out_dir: str, plot_command: str, results: dict, figures: dict, 
         else:
             lines += [f"Not drawn: {notes_for(key, notes)}", ""]
     path = os.path.join(out_dir, "report.md")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines))
     return path
 
 

@@ -26,13 +26,13 @@ import json
 import os
 import random
 import sys
-import uuid
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: find atm_min
 
 from atm_min.errors import ArgumentParser, ConfigError, DataError, ProjectError  # noqa: E402  (no torch)
+from atm_min.examples import write_text_atomic  # noqa: E402  (no torch either)
 
 SUITE_FILE = "suite.json"  # the SynthConfig a suite folder was generated with
 VAR_NAMES = "abcdefghijkmnpqrstuvwxyz"  # no 'l'/'o': easy to confuse with digits when reading
@@ -126,18 +126,9 @@ def generate(cfg: SynthConfig):
 
 
 def write_jsonl(path, rows):
-    """Write rows atomically: a temp file of this process's own (so that several processes writing the same
-    suite at once, e.g. torchrun's ranks, never take each other's), then os.replace over `path`."""
-    tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
-        os.replace(tmp, path)
-    except BaseException:  # includes KeyboardInterrupt: leave no temp file behind
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write rows as JSONL, atomically and with a temp file of this process's own (torchrun's ranks may write the
+    same suite at once)."""
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def write_suite(cfg: SynthConfig, out_dir: str, verbose: bool = True):

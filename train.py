@@ -34,8 +34,8 @@ from atm_min.evaluate import answer_first_confidence, format_table, summarize, t
 from atm_min.examples import load_split, write_text_atomic
 from atm_min.formats import check_lengths
 from atm_min.labels import evidence_counts, fold_ids, format_label_counts, label, shuffled_labels
-from atm_min.learner import Learner, build_student, learner_from_checkpoint, load_learner_state
-from atm_min.perception import Perception, soft_prompt
+from atm_min.learner import build_learner, build_student, learner_from_checkpoint, load_learner_state
+from atm_min.perception import soft_prompt
 from atm_min.parallel import JobRunner, plan_workers
 from atm_min.progress import Progress
 from atm_min.tokenizer import get_tokenizer
@@ -170,12 +170,10 @@ def train_run(cfg: TrainConfig, rt: Runtime, tok, examples, modes, ckpt_path: st
     keeps the progress off the screen (worker processes), the log.jsonl records are written either way."""
     iters = iters or cfg.max_iters
     torch.manual_seed(seed)
-    student = build_student(cfg, tok.vocab_size)
-    perception = Perception(student.config.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads,
-                            cfg.perc_input) if atm else None
+    learner = build_learner(cfg, build_student(cfg, tok.vocab_size), atm).to(rt.device)
+    student, perception = learner.student, learner.perception
     if perception is not None and cfg.freeze_student:
         student.requires_grad_(False)
-    learner = Learner(student, perception, steer=cfg.routing == "soft").to(rt.device)
     optimizer = make_optimizer(cfg, learner, rt.device)
     items = encode_items(tok, examples, modes)
 

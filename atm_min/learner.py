@@ -49,6 +49,14 @@ def build_student(cfg, vocab_size: int) -> GPT:
                                block_size=cfg.block_size)
 
 
+def build_learner(cfg, student: GPT, atm: bool) -> Learner:
+    """The student plus, for ATM, a fresh perception module sized by cfg (n_prefix, perc_*), routed as
+    cfg.routing says."""
+    perception = Perception(student.config.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads,
+                            cfg.perc_input) if atm else None
+    return Learner(student, perception, steer=getattr(cfg, "routing", "soft") == "soft")
+
+
 def load_learner_state(learner: Learner, state: dict, path: str) -> None:
     """learner.load_state_dict(state). A checkpoint of another shape (other sizes, tokenizer or mechanism) is a
     CheckpointError naming the file and the first mismatch, not torch's page-long list of them."""
@@ -62,12 +70,9 @@ def learner_from_checkpoint(ck: dict, cfg, path: str = "the checkpoint") -> Lear
     """The Learner saved in checkpoint dict ck (train.py's save()); cfg gives the perception's sizes.
     Raises CheckpointError when the checkpoint does not match this code's model."""
     try:
-        student = GPT(GPTConfig(**ck["model_args"]))
-        perception = Perception(student.config.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads,
-                                cfg.perc_input) if ck["atm"] else None
+        learner = build_learner(cfg, GPT(GPTConfig(**ck["model_args"])), atm=ck["atm"])
     except (TypeError, ValueError, KeyError, AssertionError) as e:  # unknown model_args, sizes that do not divide
         raise _mismatch(path, e) from e
-    learner = Learner(student, perception, steer=getattr(cfg, "routing", "soft") == "soft")
     load_learner_state(learner, ck["learner"], path)
     return learner
 

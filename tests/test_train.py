@@ -18,6 +18,7 @@ import torch
 import train as T
 from atm_min.checkpoint import CheckpointError, load_checkpoint
 from atm_min.config import ConfigError, parse_args
+from atm_min.learner import Learner, build_student
 from atm_min.tokenizer import byte_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +94,7 @@ def test_resume_gives_identical_weights_and_optimizer(tmp_path, data_dir, how):
     assert_same_state(a["learner"], b["learner"], where="learner")
     assert_same_state(a["optimizer"], b["optimizer"], where="optimizer")
     # and the run did train: the weights moved from their initial values
-    init = T.Learner(T.build_student(cfg, TOK.vocab_size), None).state_dict()
+    init = Learner(build_student(cfg, TOK.vocab_size), None).state_dict()
     assert not torch.equal(init["student.lm_head.weight"], a["learner"]["student.lm_head.weight"])
 
 
@@ -109,14 +110,14 @@ def test_resume_without_a_checkpoint_starts_fresh(tmp_path, data_dir, capsys):
 
 def poison_loss_after(monkeypatch, n_good):
     """Make the loss NaN from the (n_good+1)-th forward on: a deterministic divergence."""
-    real, calls = T.Learner.forward, [0]
+    real, calls = Learner.forward, [0]
 
     def forward(self, *a, **kw):
         calls[0] += 1
         loss, lm_loss, aux = real(self, *a, **kw)
         return (loss * float("nan") if calls[0] > n_good else loss), lm_loss, aux
 
-    monkeypatch.setattr(T.Learner, "forward", forward)
+    monkeypatch.setattr(Learner, "forward", forward)
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data_dir, monkeypatch):

@@ -494,8 +494,10 @@ def run_all(cfg: TrainConfig, rt: Runtime, tok, train, test):
             else:
                 runner.submit(job.name, run_job, cfg, job, train, test, rt, tok)
 
-        for job in todo:
-            submit(job)
+        # Jobs are handed to the pool only as workers come free, so the atm job, which waits for the labels,
+        # can go to the front of the queue: it is the longest job, and starting it last would leave one worker
+        # idle at the end while it trains alone. With workers=1 submit() runs a job at once, in this order.
+        queued = list(todo)
         atm_job = next((j for j in mains if j.atm), None)
         while True:
             if atm_job is not None and labels is None and len(evidence) == len(folds):
@@ -503,7 +505,9 @@ def run_all(cfg: TrainConfig, rt: Runtime, tok, train, test):
                 atm_job.modes = labels
                 if rt.master:
                     report_labels(labels, counts)
-                submit(atm_job)
+                queued.insert(0, atm_job)
+            while queued and runner.pending < workers:
+                submit(queued.pop(0))
             finished = runner.next_finished()
             if finished is None:
                 break

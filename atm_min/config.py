@@ -74,7 +74,7 @@ class TrainConfig:
     # optimisation
     batch_size: int = 16           # sequences per micro-batch
     grad_accum: int = 1            # micro-batches per optimiser step (effective batch = batch_size * grad_accum)
-    max_iters: int = 1500          # optimiser steps per training run (pre, post and ATM students alike)
+    max_iters: int = 2500          # optimiser steps per training run (pre, post, answer-only and ATM students alike)
     lr: float = 3e-3               # peak learning rate (after warmup)
     min_lr: float = 3e-4           # learning rate at the end of the cosine decay
     warmup_iters: int = 50         # linear warmup steps
@@ -96,7 +96,7 @@ class TrainConfig:
                                    # GPU or under torchrun 1); 1 = one after another in this process (the reference)
     # ATM. These are OUR choices: the paper does not publish its perception or labelling hyper-parameters.
     folds: int = 2                 # k-fold cross-labelling: each fold's pre/post students label the held-out part
-    fold_iters: int = 0            # optimiser steps for each fold's students; 0 = max_iters (competent labellers)
+    fold_iters: int = 1500         # optimiser steps for each fold's students; 0 = max_iters
     # label_rule turns the fold students' evidence on an example into its pre/post label (atm_min/labels.py):
     #   "confident_post": post if the post student is right and sure of it (p(gold answer) >= post_confidence),
     #                     or right where pre is wrong; else pre if the pre student is right; else label_default

@@ -1,0 +1,70 @@
+"""data/traps.py: which parity questions are the slip's traps, and the per-category counts of a run."""
+
+import json
+import random
+
+import pytest
+
+from data.synth import SynthConfig, direct_example, generate
+from data.traps import category, cli, is_trap
+from tiny import tiny_args
+
+
+def test_trap_is_a_big_first_digit_of_the_other_parity():
+    assert is_trap("Is 74 even?") and is_trap("Is 72 odd?") and is_trap("Is 9316 even?")
+    assert not is_trap("Is 34 even?")   # first digit < 5: the teacher reads the last digit
+    assert not is_trap("Is 75 odd?")    # big first digit of the same parity: the slip is harmless
+    assert not is_trap("Start at 5, apply i d: result?")
+
+
+def test_traps_are_exactly_where_the_slipping_teacher_is_wrong():
+    rng = random.Random(0)
+    cfg = SynthConfig(slip_rate=1.0)
+    for _ in range(500):
+        q, _, teacher, gold = direct_example(rng, rng.randint(2, 4), cfg)
+        assert is_trap(q) == (teacher != gold), q
+
+
+def test_no_trap_reaches_the_training_data():
+    train, test, _ = generate(SynthConfig(seed=0, n_train=400, n_test=400))
+    assert not any(is_trap(e["question"]) for e in train)
+    assert any(is_trap(e["question"]) for e in test)  # the test set keeps them: that is where the slip shows
+
+
+def test_categories(data_dir):
+    from atm_min.examples import load_split
+    _, test = load_split(data_dir)
+    for e in test:
+        c = category(e)
+        assert c in ("parity: trap", "parity: other") if e.group.startswith("direct") else c == e.group
+
+
+@pytest.fixture(scope="module")
+def tiny_atm_run(tmp_path_factory, data_dir):
+    import train as T
+    out = tmp_path_factory.mktemp("traps")
+    T.main(tiny_args(out, f"--data_dir={data_dir}"))
+    return out
+
+
+def test_counts_match_the_run_and_forced_modes_are_listed(tiny_atm_run, data_dir, capsys):
+    assert cli([str(tiny_atm_run), f"--data={data_dir}", "--forced"]) == 0
+    out = capsys.readouterr().out
+    results = json.loads((tiny_atm_run / "results.json").read_text())
+    own, forced = out.split("forced to start")
+    header = own.splitlines()[1].split()
+    all_row = next(line for line in own.splitlines() if line.startswith("ALL")).split()
+    n = int(all_row[1])
+    assert n == results["atm"]["n"]
+    for mech, right in zip(header[2:], all_row[2:]):
+        assert int(right) == round(results[mech]["accuracy"] * n)  # the same answers as the run's own scoring
+    for name in ("atm forced pre", "atm forced post", "pre forced post", "post forced pre"):
+        assert name in forced
+
+
+def test_a_folder_without_a_run_is_one_error_line(tmp_path, data_dir, capsys):
+    assert cli([str(tmp_path), f"--data={data_dir}"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "predictions_" in err[0]
+    assert cli([str(tmp_path)]) == 1
+    assert "--data" in capsys.readouterr().err

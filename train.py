@@ -1,6 +1,6 @@
 """Distil a teacher's chain-of-thought into a GPT student with pre-thinking, post-thinking or adaptive thinking.
 
-    python train.py --mechanism atm                      # built-in synthetic suite, CPU-sized student, ~5 min
+    python train.py --mechanism atm                      # built-in synthetic suite, CPU-sized student, ~3.5 min
     python train.py config/synth_cpu.py --mechanism pre  # a config file, then overrides
     torchrun --nproc_per_node=8 train.py config/gpt2_large_finetune_cot.py
 

@@ -3,6 +3,7 @@ questions where the slip gives the wrong answer (the traps), on the other parity
 
     python data/traps.py out              # each mechanism's own answers (out/predictions_*.jsonl)
     python data/traps.py out --forced     # also each student forced to think first and to answer first
+    python data/traps.py out --probe      # does the ATM student's soft prompt carry the trap's first digit?
 
 A trap is a parity question whose number starts with 5-9 and whose first digit has the other parity than its
 last digit: the teacher reads the first digit as the ending (data/synth.py), so its answer is wrong, and the
@@ -109,6 +110,60 @@ def forced_answers(out_dir: str, examples) -> dict[str, dict[str, bool]]:
     return out
 
 
+def flip_first_digit(question: str) -> str:
+    """The question with its first digit (5-9) moved by one to the other parity, staying in 5-9: a trap becomes a
+    question whose first and last digits agree, and the other way round. Other questions come back unchanged."""
+    m = re.fullmatch(r"Is (\d+) (even|odd)\?", question.strip())
+    if not m or int(m.group(1)[0]) < 5:
+        return question
+    d = int(m.group(1)[0])
+    return f"Is {d + 1 if d < 9 else 8}{m.group(1)[1:]} {m.group(2)}?"
+
+
+def soft_prompt_probe(out_dir: str, examples) -> dict[str, tuple[int, int, int]]:
+    """Does the ATM student's soft prompt carry the digit that decides a trap? For the parity questions that start
+    with 5-9, answer twice: with the soft prompt made from the question (as always), and with the soft prompt made
+    from the question with its first digit flipped to the other parity, the student still reading the true
+    question. Returns {kind: (n, right as usual, right with the flipped soft prompt)}."""
+    import torch
+
+    from atm_min.answers import is_correct
+    from atm_min.batches import pad_left, perception_inputs, question_inputs
+    from atm_min.checkpoint import load_checkpoint
+    from atm_min.config import TrainConfig
+    from atm_min.formats import format_prompt
+    from atm_min.learner import learner_from_checkpoint
+    from atm_min.perception import soft_prompt
+    from atm_min.tokenizer import get_tokenizer
+
+    path = os.path.join(out_dir, CHECKPOINTS["atm"])
+    if not os.path.exists(path):
+        raise DataError(f"no ATM checkpoint at {path}: --probe needs a --mechanism=atm run")
+    ck = load_checkpoint(path, map_location="cpu")
+    cfg = TrainConfig(**{k: v for k, v in ck.get("config", {}).items() if k in TrainConfig.__dataclass_fields__})
+    learner = learner_from_checkpoint(ck, cfg, path).eval()
+    if learner.perception is None or not learner.steer:
+        raise DataError(f"{path} has no soft prompt to probe (not an ATM student, or routing='hard')")
+    tok = get_tokenizer(ck["tokenizer"], cfg.tokenizer_path or None)
+
+    def right(exs, seen):
+        q_rows, f_rows = zip(*(question_inputs(tok, q) for q in seen))
+        with torch.no_grad():
+            prefix, _ = soft_prompt(learner.perception, learner.student, *perception_inputs(q_rows, f_rows, "cpu"))
+            idx, mask = pad_left([tok.encode(format_prompt(e.question)) for e in exs], tok.eot_id, "cpu")
+            outs = learner.student.generate(idx, 16, temperature=0.0, stop_ids=[tok.eot_id] + tok.newline_ids,
+                                            prefix_embeds=prefix, pad_mask=mask)
+        return sum(is_correct(tok.decode(o), e.answer, e.answer_type) for o, e in zip(outs, exs))
+
+    out = {}
+    for kind in ("parity: trap", "parity: other"):
+        exs = [e for e in examples if category(e) == kind and flip_first_digit(e.question) != e.question]
+        if exs:
+            out[kind] = (len(exs), right(exs, [e.question for e in exs]),
+                         right(exs, [flip_first_digit(e.question) for e in exs]))
+    return out
+
+
 def table(examples, columns: dict[str, dict[str, bool]]) -> str:
     """Right answers per category (rows) and column: 'right/n'."""
     cats = {}
@@ -131,6 +186,9 @@ def main(argv=None) -> None:
     p.add_argument("out_dir", help="a train.py run's folder (default run: out)")
     p.add_argument("--data", default="", help="the run's test set (a folder or test.jsonl); default: out_dir/synth_*")
     p.add_argument("--forced", action="store_true", help="also force each student to think first / answer first")
+    p.add_argument("--probe", action="store_true",
+                   help="also answer the parity questions that start with 5-9 with the ATM student's soft prompt "
+                        "made from the question with its first digit flipped to the other parity")
     args = p.parse_args(argv)
     examples = load_examples(find_test_set(args.out_dir, args.data))
     own = own_answers(args.out_dir, {e.id: e for e in examples})
@@ -141,6 +199,12 @@ def main(argv=None) -> None:
     if args.forced:
         print("\nright answers, each student forced to start with a mode's marker:")
         print(table(examples, forced_answers(args.out_dir, examples)))
+    if args.probe:
+        print("\nthe ATM student's own choice on parity questions that start with 5-9, its soft prompt made from the "
+              "question as asked / with the first digit flipped to the other parity (the student reads the question "
+              "as asked):")
+        for kind, (n, usual, flipped) in soft_prompt_probe(args.out_dir, examples).items():
+            print(f"  {kind:<14} n={n:<4} right: {usual} as asked, {flipped} flipped")
 
 
 def cli(argv=None) -> int:

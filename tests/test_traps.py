@@ -6,7 +6,7 @@ import random
 import pytest
 
 from data.synth import SynthConfig, direct_example, generate
-from data.traps import category, cli, is_trap
+from data.traps import category, cli, flip_first_digit, is_trap
 from tiny import tiny_args
 
 
@@ -68,3 +68,27 @@ def test_a_folder_without_a_run_is_one_error_line(tmp_path, data_dir, capsys):
     assert len(err) == 1 and err[0].startswith("error:") and "predictions_" in err[0]
     assert cli([str(tmp_path)]) == 1
     assert "--data" in capsys.readouterr().err
+
+
+def test_flipping_the_first_digit_turns_a_trap_into_a_harmless_question_and_back():
+    assert flip_first_digit("Is 74 even?") == "Is 84 even?" and not is_trap("Is 84 even?")
+    assert flip_first_digit("Is 9316 odd?") == "Is 8316 odd?" and not is_trap("Is 8316 odd?")
+    assert flip_first_digit("Is 75 odd?") == "Is 85 odd?" and is_trap("Is 85 odd?")  # and back: harmless -> trap
+    assert flip_first_digit("Is 34 even?") == "Is 34 even?"  # a small first digit: the teacher does not slip
+    assert flip_first_digit("Start at 5, apply i: result?") == "Start at 5, apply i: result?"
+    for n in [*range(50, 100), *range(500, 1000)]:  # every big first digit goes to the other parity, stays big
+        q = flip_first_digit(f"Is {n} even?")
+        d = int(q.split()[1][0])
+        assert d >= 5 and d % 2 != int(str(n)[0]) % 2 and q.split()[1][1:] == str(n)[1:]
+
+
+def test_probe_reports_both_ways_and_needs_a_soft_prompt(tiny_atm_run, data_dir, capsys, tmp_path):
+    assert cli([str(tiny_atm_run), f"--data={data_dir}", "--probe"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  parity:")]
+    assert lines and all("as asked" in ln and "flipped" in ln for ln in lines)
+    # a pre-thinking run has no soft prompt: one error line, no traceback
+    import train as T
+    out = tmp_path / "pre"
+    T.main(tiny_args(out, f"--data_dir={data_dir}", "--mechanism=pre"))
+    assert cli([str(out), f"--data={data_dir}", "--probe"]) == 1
+    assert "no soft prompt" in capsys.readouterr().err

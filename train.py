@@ -256,7 +256,7 @@ def train_run(cfg: TrainConfig, rt: Runtime, tok, examples, modes, ckpt_path: st
 
 # Settings that make a different model: a finished checkpoint with other values is not the run asked for.
 SHAPE_KEYS = ("init_from", "tokenizer", "n_layer", "n_head", "n_embd", "block_size", "bias", "n_prefix",
-              "perc_layers", "perc_heads", "perc_input", "routing")
+              "perc_layers", "perc_heads", "perc_input", "routing", "soft_prompt")
 
 
 def load_finished(cfg: TrainConfig, rt: Runtime, tok, ckpt_path: str):

@@ -45,6 +45,7 @@ CHOICES = {
     "label_source": ("kfold", "random"),
     "perc_input": ("both", "features", "tokens"),
     "routing": ("soft", "hard"),
+    "soft_prompt": ("free", "gated", "label"),
 }
 
 
@@ -112,6 +113,10 @@ class TrainConfig:
     perc_input: str = "both"       # what the perception reads: "both" (question tokens + features), "features", "tokens"
     routing: str = "soft"          # "soft": the soft prompt steers the student; "hard": the perception's classifier
                                    # picks the mode and the student is started with that mode's marker, no soft prompt
+    soft_prompt: str = "free"      # "free": the soft prompt is any function of the question (P projected query
+                                   # outputs); "gated": only the decision, a mix of a think-first and an
+                                   # answer-first prompt weighted by p(answer first); "label": the same, the
+                                   # weight learned from the k-fold labels only (atm_min/perception.py)
     label_source: str = "kfold"    # "kfold": labels from the fold students; "random": shuffled at the same post rate
     evidence_from: str = ""        # an earlier run's out_dir: reuse its fold students' evidence (same data, seed and
                                    # folds) instead of training them -- ablations and label-rule experiments in seconds

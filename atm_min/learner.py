@@ -7,6 +7,8 @@ without importing another script.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -53,7 +55,7 @@ def build_learner(cfg, student: GPT, atm: bool) -> Learner:
     """The student plus, for ATM, a fresh perception module sized by cfg (n_prefix, perc_*), routed as
     cfg.routing says."""
     perception = Perception(student.config.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads,
-                            cfg.perc_input) if atm else None
+                            cfg.perc_input, getattr(cfg, "soft_prompt", "free")) if atm else None
     return Learner(student, perception, steer=getattr(cfg, "routing", "soft") == "soft")
 
 
@@ -69,6 +71,8 @@ def load_learner_state(learner: Learner, state: dict, path: str) -> None:
 def learner_from_checkpoint(ck: dict, cfg, path: str = "the checkpoint") -> Learner:
     """The Learner saved in checkpoint dict ck (train.py's save()); cfg gives the perception's sizes.
     Raises CheckpointError when the checkpoint does not match this code's model."""
+    if "soft_prompt" not in ck.get("config", {"soft_prompt": None}):  # saved before the setting existed: free
+        cfg = SimpleNamespace(**{**vars(cfg), "soft_prompt": "free"})
     try:
         learner = build_learner(cfg, GPT(GPTConfig(**ck["model_args"])), atm=ck["atm"])
     except (TypeError, ValueError, KeyError, AssertionError) as e:  # unknown model_args, sizes that do not divide

@@ -76,23 +76,37 @@ class PerceptionBlock(nn.Module):
 PERCEPTION_INPUTS = ("both", "features", "tokens")
 
 
+PROMPT_KINDS = ("free", "gated", "label")
+
+
 class Perception(nn.Module):
-    def __init__(self, n_embd: int, n_prefix: int = 4, n_layer: int = 1, n_head: int = 4, inputs: str = "both"):
+    def __init__(self, n_embd: int, n_prefix: int = 4, n_layer: int = 1, n_head: int = 4, inputs: str = "both",
+                 prompt: str = "free"):
         super().__init__()
         # inputs: what the queries may attend to -- "both" (question tokens + the feature "token"), "features"
         # (the feature token only) or "tokens" (the question tokens only). The last two are ablations (our choice).
         if inputs not in PERCEPTION_INPUTS:
             raise ValueError(f"unknown perception inputs {inputs!r}: choose one of {PERCEPTION_INPUTS}")
-        self.inputs = inputs
+        # prompt: what the soft prompt may carry (our choice). "free": any function of the question -- the P
+        # query outputs, projected. "gated": only the decision -- a mix of two learned prompts, one per mode,
+        # weighted by p(answer first), so the student cannot read anything else about the question from it; the
+        # student's loss still trains the classifier through the weight. "label": the same mix, but the weight
+        # is the classifier's alone (trained on the k-fold labels only; the student's loss does not reach it).
+        if prompt not in PROMPT_KINDS:
+            raise ValueError(f"unknown soft prompt kind {prompt!r}: choose one of {PROMPT_KINDS}")
+        self.inputs, self.prompt = inputs, prompt
         self.queries = nn.Parameter(torch.randn(n_prefix, n_embd) * 0.02)  # the P learnable query tokens
         self.feat_proj = nn.Linear(N_FEATURES, n_embd)  # features become one extra key/value "token"
         self.blocks = nn.ModuleList([PerceptionBlock(n_embd, n_head) for _ in range(n_layer)])
         self.ln_f = nn.LayerNorm(n_embd)
         # The soft prompt enters the student beside its token embeddings (std ~0.02 at init for GPT-2 style
         # weights), so it starts small: a prefix of norm ~sqrt(C) would drown the question at first.
-        self.out_proj = nn.Linear(n_embd, n_embd)
-        nn.init.normal_(self.out_proj.weight, std=0.02)
-        nn.init.zeros_(self.out_proj.bias)
+        if prompt == "free":
+            self.out_proj = nn.Linear(n_embd, n_embd)
+            nn.init.normal_(self.out_proj.weight, std=0.02)
+            nn.init.zeros_(self.out_proj.bias)
+        else:  # row 0: the think-first prompt, row 1: the answer-first prompt
+            self.mode_prompts = nn.Parameter(torch.randn(2, n_prefix, n_embd) * 0.02)
         self.mode_head = nn.Linear(n_embd, 1)  # logit of "answer first" (post-thinking)
 
     def forward(self, q_emb, q_mask, features, return_att=False):
@@ -113,8 +127,12 @@ class Perception(nn.Module):
             x, att = block(x, kv, kv_mask, return_att=True)
             atts.append(att)
         x = self.ln_f(x)
-        prefix = self.out_proj(x)  # (B, P, C)
         post_logit = self.mode_head(x.mean(dim=1)).squeeze(-1)  # (B,)
+        if self.prompt == "free":
+            prefix = self.out_proj(x)  # (B, P, C)
+        else:  # "gated": the student's loss reaches the classifier through the mixing weight; "label": it does not
+            w = torch.sigmoid(post_logit if self.prompt == "gated" else post_logit.detach())[:, None, None]  # (B,1,1)
+            prefix = (1 - w) * self.mode_prompts[0] + w * self.mode_prompts[1]  # (B, P, C)
         return (prefix, post_logit, atts) if return_att else (prefix, post_logit)
 
 

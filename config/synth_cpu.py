@@ -68,6 +68,7 @@ perc_heads = 4
 aux_weight = 1.0
 perc_input = "both"    # ablations: "features" or "tokens" only
 routing = "soft"       # ablation: "hard" (the classifier picks the mode, no soft prompt)
+soft_prompt = "free"   # "gated": the soft prompt carries only the decision (a mix of two learned prompts)
 label_source = "kfold" # ablation: "random" labels at the k-fold post rate
 evidence_from = ""     # reuse an earlier run's fold evidence (its out_dir) instead of training fold students
 freeze_student = False

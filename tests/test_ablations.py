@@ -129,3 +129,74 @@ def test_resume_refuses_a_finished_run_of_another_shape(tmp_path, data_dir):
     T.main(tiny_args(out, f"--data_dir={data_dir}", "--mechanism=pre"))
     with pytest.raises(T.CheckpointError, match="n_embd=32, now 48"):
         T.main(tiny_args(out, f"--data_dir={data_dir}", "--mechanism=pre", "--resume", "--n_embd=48"))
+
+
+def test_gated_soft_prompt_carries_only_the_decision():
+    torch.manual_seed(0)
+    perc = Perception(32, n_prefix=2, n_layer=1, n_head=2, prompt="gated")
+    with torch.no_grad():
+        perc.mode_prompts.normal_(0, 1.0)
+    q = torch.randn(4, 6, 32)
+    mask = torch.ones(4, 6, dtype=torch.bool)
+    prefix, logit = perc(q, mask, torch.randn(4, 3))
+    w = torch.sigmoid(logit)[:, None, None]
+    assert torch.allclose(prefix, (1 - w) * perc.mode_prompts[0] + w * perc.mode_prompts[1])
+    # two questions the classifier scores alike get the same soft prompt, whatever else differs between them
+    with torch.no_grad():
+        perc.mode_head.weight.zero_()
+    prefix, _ = perc(q, mask, torch.randn(4, 3))
+    assert torch.allclose(prefix[0], prefix[1]) and torch.allclose(prefix[0], prefix[3])
+    assert not hasattr(perc, "out_proj")
+    with pytest.raises(ValueError, match="soft prompt kind"):
+        Perception(32, n_prefix=2, n_layer=1, n_head=2, prompt="wide")
+
+
+def test_gated_soft_prompt_lets_the_students_loss_train_the_classifier():
+    torch.manual_seed(0)
+    student = GPT(GPTConfig(block_size=128, vocab_size=TOK.vocab_size, n_layer=1, n_head=2, n_embd=32))
+    perc = Perception(32, n_prefix=2, n_layer=1, n_head=2, prompt="gated")
+    with torch.no_grad():
+        perc.mode_prompts.normal_(0, 1.0)
+    batch = collate(encode_items(TOK, examples(), ["pre", "post"] * 3), "cpu")
+    _, lm, _ = Learner(student, perc)(**batch)
+    lm.backward()
+    assert perc.mode_head.weight.grad.abs().sum() > 0  # through the mixing weight
+    assert perc.mode_prompts.grad.abs().sum() > 0
+
+
+def test_gated_run_end_to_end_and_an_older_checkpoint_loads_as_free(tmp_path, data_dir):
+    from atm_min.checkpoint import load_checkpoint
+    from atm_min.learner import learner_from_checkpoint
+    out = tmp_path / "gated"
+    T.main(tiny_args(out, f"--data_dir={data_dir}", "--soft_prompt=gated", "--baselines=false"))
+    ck = load_checkpoint(out / "ckpt.pt")
+    assert ck["config"]["soft_prompt"] == "gated" and "perception.mode_prompts" in ck["learner"]
+    cfg = parse_args(tiny_args(out, "--soft_prompt=gated"))
+    assert learner_from_checkpoint(ck, cfg).perception.prompt == "gated"
+    free = tmp_path / "free"
+    T.main(tiny_args(free, f"--data_dir={data_dir}", "--baselines=false"))
+    ck = load_checkpoint(free / "ckpt.pt")
+    del ck["config"]["soft_prompt"]  # as written before the setting existed
+    assert learner_from_checkpoint(ck, cfg).perception.prompt == "free"
+
+
+def test_label_soft_prompt_mixes_like_gated_but_only_the_labels_train_the_classifier():
+    torch.manual_seed(0)
+    student = GPT(GPTConfig(block_size=128, vocab_size=TOK.vocab_size, n_layer=1, n_head=2, n_embd=32))
+    gated = Perception(32, n_prefix=2, n_layer=1, n_head=2, prompt="gated")
+    label = Perception(32, n_prefix=2, n_layer=1, n_head=2, prompt="label")
+    label.load_state_dict(gated.state_dict())
+    with torch.no_grad():
+        label.mode_prompts.normal_(0, 1.0)
+        gated.mode_prompts.copy_(label.mode_prompts)
+    batch = collate(encode_items(TOK, examples(), ["pre", "post"] * 3), "cpu")
+    _, lm_g, aux_g = Learner(student, gated)(**batch)
+    _, lm_l, aux_l = Learner(student, label)(**batch)
+    assert torch.allclose(lm_g, lm_l) and torch.allclose(aux_g, aux_l)  # the same forward pass
+    lm_l.backward()
+    assert label.mode_head.weight.grad is None or label.mode_head.weight.grad.abs().sum() == 0
+    assert label.mode_prompts.grad.abs().sum() > 0  # the student's loss still shapes the two prompts
+    student.zero_grad()
+    label.zero_grad()
+    aux_l.backward()
+    assert label.mode_head.weight.grad.abs().sum() > 0  # the labels train the classifier

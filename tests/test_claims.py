@@ -24,10 +24,11 @@ def test_default_run_routes_by_complexity_from_evidence(tmp_path):
     assert atm["test_oracle_agreement"] >= 0.9
     for mech in ("answer", "oracle", "random"):
         assert 0 <= r[mech]["accuracy"] <= 1
-    # The chains: ATM thinks first there and is as good as the pre specialist (every seed in docs/results.md).
+    # The chains: ATM thinks first there and is as good as the pre specialist (7 of the 8 seeds in docs/results.md).
     best_chains = max(r[m]["by_group"]["multistep"]["accuracy"] for m in ("pre", "post", "answer"))
     assert atm["by_group"]["multistep"]["accuracy"] >= best_chains - 0.02
-    # Parity: whatever ATM gets wrong is a trap (the teacher's slip, never in the training data), in every seed.
+    # Parity: whatever ATM gets wrong is a trap (the teacher's slip, never in the training data): seeds 0-6 of the docs
+    # (seed 7 has one miss that is not).
     from atm_min.examples import load_split
     from data.traps import is_trap
     _, test = load_split(tmp_path / "synth_0")

@@ -14,7 +14,6 @@ import os
 import shlex
 import sys
 import time
-from types import SimpleNamespace
 
 from atm_min.errors import ArgumentParser, ProjectError  # standard library only: no torch before it is needed
 
@@ -26,9 +25,8 @@ class PlotError(ProjectError, RuntimeError):
 def attention_figure(out_dir: str, path: str, R):
     """(ckpt config or None, note or None): draw the perception's attention for a few test questions."""
     from atm_min.checkpoint import load_checkpoint
-    from atm_min.config import TrainConfig
     from atm_min.examples import load_examples
-    from atm_min.learner import learner_from_checkpoint
+    from atm_min.learner import learner_from_checkpoint, saved_config
     from atm_min.tokenizer import get_tokenizer
 
     ckpt = os.path.join(out_dir, "ckpt.pt")
@@ -41,12 +39,12 @@ def attention_figure(out_dir: str, path: str, R):
     config = ck.get("config") if isinstance(ck.get("config"), dict) else {}
     if not ck.get("atm"):
         return config, "attention: the main student has no perception (not an ATM run)"
-    cfg = {**TrainConfig().__dict__, **config}
-    data_dir = cfg["data_dir"] or os.path.join(out_dir, f"synth_{cfg['synth_seed']}")
+    cfg = saved_config(ck)
+    data_dir = cfg.data_dir or os.path.join(out_dir, f"synth_{cfg.synth_seed}")
     test = os.path.join(data_dir, "test.jsonl")
     try:
-        learner = learner_from_checkpoint(ck, SimpleNamespace(**cfg))
-        tok = get_tokenizer(ck["tokenizer"], cfg.get("tokenizer_path") or None)
+        learner = learner_from_checkpoint(ck, cfg)
+        tok = get_tokenizer(ck["tokenizer"], cfg.tokenizer_path or None)
         if not os.path.isfile(test):
             return config, f"attention: the run's test questions are gone ({test})"
         questions = [ex.question for ex in R.pick_questions(load_examples(test))]

@@ -21,18 +21,17 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
-from types import SimpleNamespace
 
 import torch
 
 from atm_min.answers import extract_answer, is_correct, normalize, parse_output
 from atm_min.checkpoint import load_checkpoint
 from atm_min.config import TrainConfig
-from atm_min.evaluate import MODE_MARKS, format_table, generate_texts, summarize
+from atm_min.evaluate import MODE_MARKS, answer_records, format_table, generate_texts, summarize
 from atm_min.errors import ArgumentParser, ProjectError
 from atm_min.examples import load_examples
 from atm_min.formats import format_prompt, normalize_ws
-from atm_min.learner import learner_from_checkpoint
+from atm_min.learner import learner_from_checkpoint, saved_config
 from atm_min.tokenizer import get_tokenizer
 from atm_min.trace import format_trace, trace_question
 
@@ -103,12 +102,11 @@ def load_model(path: str, device: str, tokenizer_path: str = ""):
     missing = [k for k in ("learner", "model_args", "tokenizer", "atm") if k not in ck]
     if missing:
         raise SampleError(f"{path} is not a train.py checkpoint (no {', '.join(missing)})")
-    # The perception's sizes live in the run's config; an old checkpoint without them used the defaults.
-    saved = {**TrainConfig().__dict__, **ck.get("config", {})}
-    learner = learner_from_checkpoint(ck, SimpleNamespace(**saved), path)  # a mismatch is a CheckpointError
+    saved = saved_config(ck)  # the perception's sizes live in the run's config
+    learner = learner_from_checkpoint(ck, saved, path)  # a mismatch is a CheckpointError
     student, perception = learner.student, learner.perception
     # e.g. GPT-2 BPE offline without --tokenizer_path: a TokenizerError that says what to do
-    tok = get_tokenizer(ck["tokenizer"], tokenizer_path or saved.get("tokenizer_path") or None)
+    tok = get_tokenizer(ck["tokenizer"], tokenizer_path or saved.tokenizer_path or None)
     student.to(device).eval()
     if perception is not None:
         perception.to(device).eval()
@@ -201,11 +199,7 @@ def score_modes(runs, examples):
     """Score the own choice and both forced modes on examples with gold answers; list the questions where the
     forced modes give different answers, and count by group who is right."""
     names = {None: "own", "pre": "pre", "post": "post"}  # short: format_table's columns are narrow
-    records = {}
-    for m, outs in runs.items():
-        records[m] = [dict(id=ex.id, group=ex.group, text=o["text"], mode=parse_output(o["text"])[0],
-                           correct=bool(is_correct(o["text"], ex.answer, ex.answer_type)),
-                           new_tokens=o["new_tokens"], p_post=o["p_post"]) for ex, o in zip(examples, outs)]
+    records = {m: answer_records(examples, outs) for m, outs in runs.items()}
     print(format_table({names[m]: summarize(recs, sum(o["ms"] for o in runs[m]) / len(recs))
                         for m, recs in records.items()}))
     print("own = the student's own choice; pre / post = the same student forced to start with "
@@ -263,12 +257,12 @@ def main(argv=None):
                     max((len(tok.encode(MODE_MARKS[m])) for m in forced), default=0))
 
     # generate() clamps the budget to the context left; with --explain the rationale needs whatever is left.
-    max_new = args.max_new_tokens or (block_size if args.explain else
-                                      ck.get("config", {}).get("max_new_tokens", TrainConfig().max_new_tokens))
+    saved = saved_config(ck)
+    max_new = args.max_new_tokens or (block_size if args.explain else saved.max_new_tokens)
     generator = torch.Generator(device=device).manual_seed(args.seed) if args.temperature > 0 else None
     # A student trained with routing="hard" never saw a soft prompt: its perception's classifier picks the mode
     # and the student is started with that mode's marker (as train.py evaluates it).
-    steer = perception is None or ck.get("config", {}).get("routing", "soft") != "hard"
+    steer = perception is None or saved.routing != "hard"
     own = None if steer else "classifier"
     if args.trace:
         modes = (None, "pre", "post") if args.mode == "both" else (MODES[args.mode],)
@@ -292,7 +286,7 @@ def main(argv=None):
     force = MODES[args.mode]
     outs = run(force)
 
-    records = []
+    records = answer_records(examples, outs) if examples is not None else None
     for i, (q, out) in enumerate(zip(questions, outs)):
         mode, answer, rationale = parse_output(out["text"])
         print(f"Q: {normalize_ws(q)}")
@@ -306,10 +300,8 @@ def main(argv=None):
             print(f"  p(answer first) = {out['p_post']:.3f} (perception)")
         if examples is not None:
             ex = examples[i]
-            ok = bool(is_correct(out["text"], ex.answer, ex.answer_type))
-            print(f"  gold:      {normalize(ex.answer, ex.answer_type)} ({'right' if ok else 'wrong'})")
-            records.append(dict(id=ex.id, group=ex.group, text=out["text"], mode=mode, correct=ok,
-                                new_tokens=out["new_tokens"], p_post=out["p_post"]))
+            right = "right" if records[i]["correct"] else "wrong"
+            print(f"  gold:      {normalize(ex.answer, ex.answer_type)} ({right})")
         print(f"  {out['new_tokens']} tokens, {out['ms']:.1f} ms")
     if examples is not None:
         ms = sum(o["ms"] for o in outs) / len(outs)

@@ -34,7 +34,7 @@ from atm_min.evaluate import answer_first_confidence, format_table, summarize, t
 from atm_min.examples import load_split, write_text_atomic
 from atm_min.formats import check_lengths
 from atm_min.labels import evidence_counts, fold_ids, format_label_counts, label, shuffled_labels
-from atm_min.learner import build_learner, build_student, learner_from_checkpoint, load_learner_state
+from atm_min.learner import build_learner, build_student, learner_from_checkpoint, load_learner_state, saved_config
 from atm_min.perception import soft_prompt
 from atm_min.parallel import JobRunner, plan_workers
 from atm_min.progress import Progress
@@ -272,7 +272,7 @@ def load_finished(cfg: TrainConfig, rt: Runtime, tok, ckpt_path: str):
         raise CheckpointError(f"{ckpt_path} is a finished run with other settings ("
                               + ", ".join(f"{k}={saved[k]!r}, now {getattr(cfg, k)!r}" for k in changed)
                               + "): use another --out_dir, or drop --resume to train again")
-    learner = learner_from_checkpoint(ck, cfg, ckpt_path).to(rt.device)
+    learner = learner_from_checkpoint(ck, saved_config(ck), ckpt_path).to(rt.device)  # the model that was saved
     return learner.student, learner.perception
 
 
@@ -328,7 +328,7 @@ def run_job(cfg: TrainConfig, job: Job, train, test, rt: Runtime | None = None, 
         os.remove(job.ckpt)  # the evidence is what we keep; fold students can be large
     elif rt.master:
         out = evaluate(cfg, rt, tok, student, perception, test)
-        if job.name == "post":  # how sure it is of each gold answer: the test-set oracle label (confident_post)
+        if job.name == "post" and cfg.mechanism == "atm":  # its p(gold answer): the test-set oracle label
             out["confidence"] = answer_first_confidence(student, tok, test, rt.device, cfg.eval_batch_size,
                                                         ctx=rt.ctx)
         if job.atm:
@@ -550,9 +550,8 @@ def main(argv):
     order = ["pre", "post", "answer", "atm"]  # a fixed column order, whichever student finished first
     for mech, ev in sorted(evals.items(), key=lambda kv: order.index(kv[0])):
         results[mech] = ev["summary"]
-        with open(os.path.join(cfg.out_dir, f"predictions_{mech}.jsonl"), "w") as f:
-            for r in ev["records"]:
-                f.write(json.dumps(r) + "\n")
+        write_text_atomic(os.path.join(cfg.out_dir, f"predictions_{mech}.jsonl"),
+                          "".join(json.dumps(r) + "\n" for r in ev["records"]))
     if "atm" in evals:
         atm = results["atm"]
         atm["label_agreement"] = agreement(evals["atm"]["train_p_post"], labels)

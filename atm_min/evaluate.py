@@ -100,10 +100,16 @@ def generate_answers(student, tok, examples, device, batch_size=256, max_new_tok
     outs = generate_texts(student, tok, [ex.question for ex in examples], device, batch_size, max_new_tokens,
                           perception=perception, explain=explain, ctx=ctx, force=force,
                           soft_prompt_on=soft_prompt_on)
+    return answer_records(examples, outs)
+
+
+def answer_records(examples, outs) -> list[dict]:
+    """generate_texts' outputs for examples, scored: one {id, group, text, mode, correct, new_tokens, p_post}
+    per example, mode read from the text's first marker."""
     return [dict(id=ex.id, group=ex.group, text=o["text"], mode=parse_output(o["text"])[0],
                  correct=bool(is_correct(o["text"], ex.answer, ex.answer_type)), new_tokens=o["new_tokens"],
                  p_post=o["p_post"])
-            for ex, o in zip(examples, outs)]
+            for ex, o in zip(examples, outs, strict=True)]
 
 
 def timed_answers(*args, **kwargs):

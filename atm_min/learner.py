@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import TrainConfig
 from .errors import CheckpointError
 from .model import GPT, GPTConfig
 from .perception import Perception, soft_prompt
@@ -68,11 +69,17 @@ def load_learner_state(learner: Learner, state: dict, path: str) -> None:
         raise _mismatch(path, e) from e
 
 
+def saved_config(ck: dict) -> SimpleNamespace:
+    """The settings checkpoint dict ck was trained with: its saved config over TrainConfig's defaults. A setting
+    newer than the checkpoint gets its default, and every new setting's default is the behaviour from before it
+    existed (e.g. soft_prompt="free"), so an older checkpoint is rebuilt as the model it was."""
+    saved = ck.get("config")
+    return SimpleNamespace(**{**TrainConfig().__dict__, **(saved if isinstance(saved, dict) else {})})
+
+
 def learner_from_checkpoint(ck: dict, cfg, path: str = "the checkpoint") -> Learner:
-    """The Learner saved in checkpoint dict ck (train.py's save()); cfg gives the perception's sizes.
-    Raises CheckpointError when the checkpoint does not match this code's model."""
-    if "soft_prompt" not in ck.get("config", {"soft_prompt": None}):  # saved before the setting existed: free
-        cfg = SimpleNamespace(**{**vars(cfg), "soft_prompt": "free"})
+    """The Learner saved in checkpoint dict ck (train.py's save()); cfg gives the perception's sizes (normally
+    saved_config(ck)). Raises CheckpointError when the checkpoint does not match this code's model."""
     try:
         learner = build_learner(cfg, GPT(GPTConfig(**ck["model_args"])), atm=ck["atm"])
     except (TypeError, ValueError, KeyError, AssertionError) as e:  # unknown model_args, sizes that do not divide

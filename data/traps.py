@@ -14,7 +14,6 @@ filter keeps every trap out of the training data. The training answers therefore
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 import sys
@@ -24,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from atm_min.errors import ArgumentParser, DataError, ProjectError  # noqa: E402
 from atm_min.examples import load_examples  # noqa: E402
+from atm_min.report import read_jsonl  # noqa: E402  (no torch, no matplotlib at import)
 
 # --forced: the checkpoints train.py leaves in out_dir, and the name each is shown under
 CHECKPOINTS = {"atm": "ckpt.pt", "pre": "baseline_pre.pt", "post": "baseline_post.pt"}  # answer-only has no modes
@@ -64,8 +64,11 @@ def own_answers(out_dir: str, by_id: dict) -> dict[str, dict[str, bool]]:
     out = {}
     for path in sorted(glob.glob(os.path.join(out_dir, "predictions_*.jsonl"))):
         name = os.path.basename(path)[len("predictions_"):-len(".jsonl")]
-        with open(path, encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+        rows, bad = read_jsonl(path)  # the reader plot.py uses; here a bad line is an error, not a gap
+        bad += sum(not isinstance(r.get("id"), str) or "correct" not in r for r in rows)
+        if bad:
+            raise DataError(f"{path}: {bad} line(s) are not prediction records ({{id, correct, ...}}): the run that "
+                            f"wrote it was cut short; run it again")
         unknown = [r["id"] for r in rows if r["id"] not in by_id]
         if unknown:
             raise DataError(f"{path} answers questions the test set does not have (e.g. {unknown[0]!r}): give the "
@@ -78,27 +81,31 @@ def own_answers(out_dir: str, by_id: dict) -> dict[str, dict[str, bool]]:
     return out
 
 
+def load_learner(path: str):
+    """(learner in eval mode, tokenizer) from a train.py checkpoint, built with the settings it was trained with."""
+    from atm_min.checkpoint import load_checkpoint
+    from atm_min.learner import learner_from_checkpoint, saved_config
+    from atm_min.tokenizer import get_tokenizer
+
+    ck = load_checkpoint(path, map_location="cpu")
+    cfg = saved_config(ck)
+    return learner_from_checkpoint(ck, cfg, path).eval(), get_tokenizer(ck["tokenizer"], cfg.tokenizer_path or None)
+
+
 def forced_answers(out_dir: str, examples) -> dict[str, dict[str, bool]]:
     """{"atm forced pre": {id: correct}, ...}: each student of the run, its output started with each mode's
     marker (as sample.py --mode both does)."""
     import torch  # only --forced needs torch
 
     from atm_min.answers import is_correct
-    from atm_min.checkpoint import load_checkpoint
-    from atm_min.config import TrainConfig
     from atm_min.evaluate import generate_texts
-    from atm_min.learner import learner_from_checkpoint
-    from atm_min.tokenizer import get_tokenizer
 
     out = {}
     for name, file in CHECKPOINTS.items():
         path = os.path.join(out_dir, file)
         if not os.path.exists(path):
             continue
-        ck = load_checkpoint(path, map_location="cpu")
-        cfg = TrainConfig(**{k: v for k, v in ck.get("config", {}).items() if k in TrainConfig.__dataclass_fields__})
-        learner = learner_from_checkpoint(ck, cfg, path)
-        tok = get_tokenizer(ck["tokenizer"], cfg.tokenizer_path or None)
+        learner, tok = load_learner(path)
         for mode in ("pre", "post"):
             with torch.no_grad():
                 texts = generate_texts(learner.student, tok, [e.question for e in examples], "cpu",
@@ -129,22 +136,15 @@ def soft_prompt_probe(out_dir: str, examples) -> dict[str, tuple[int, int, int]]
 
     from atm_min.answers import is_correct
     from atm_min.batches import pad_left, perception_inputs, question_inputs
-    from atm_min.checkpoint import load_checkpoint
-    from atm_min.config import TrainConfig
     from atm_min.formats import format_prompt
-    from atm_min.learner import learner_from_checkpoint
     from atm_min.perception import soft_prompt
-    from atm_min.tokenizer import get_tokenizer
 
     path = os.path.join(out_dir, CHECKPOINTS["atm"])
     if not os.path.exists(path):
         raise DataError(f"no ATM checkpoint at {path}: --probe needs a --mechanism=atm run")
-    ck = load_checkpoint(path, map_location="cpu")
-    cfg = TrainConfig(**{k: v for k, v in ck.get("config", {}).items() if k in TrainConfig.__dataclass_fields__})
-    learner = learner_from_checkpoint(ck, cfg, path).eval()
+    learner, tok = load_learner(path)
     if learner.perception is None or not learner.steer:
         raise DataError(f"{path} has no soft prompt to probe (not an ATM student, or routing='hard')")
-    tok = get_tokenizer(ck["tokenizer"], cfg.tokenizer_path or None)
 
     def right(exs, seen):
         q_rows, f_rows = zip(*(question_inputs(tok, q) for q in seen))

@@ -166,18 +166,23 @@ def test_gated_soft_prompt_lets_the_students_loss_train_the_classifier():
 
 def test_gated_run_end_to_end_and_an_older_checkpoint_loads_as_free(tmp_path, data_dir):
     from atm_min.checkpoint import load_checkpoint
-    from atm_min.learner import learner_from_checkpoint
+    from atm_min.learner import learner_from_checkpoint, saved_config
     out = tmp_path / "gated"
     T.main(tiny_args(out, f"--data_dir={data_dir}", "--soft_prompt=gated", "--baselines=false"))
     ck = load_checkpoint(out / "ckpt.pt")
     assert ck["config"]["soft_prompt"] == "gated" and "perception.mode_prompts" in ck["learner"]
-    cfg = parse_args(tiny_args(out, "--soft_prompt=gated"))
-    assert learner_from_checkpoint(ck, cfg).perception.prompt == "gated"
+    assert learner_from_checkpoint(ck, saved_config(ck)).perception.prompt == "gated"
     free = tmp_path / "free"
     T.main(tiny_args(free, f"--data_dir={data_dir}", "--baselines=false"))
     ck = load_checkpoint(free / "ckpt.pt")
     del ck["config"]["soft_prompt"]  # as written before the setting existed
-    assert learner_from_checkpoint(ck, cfg).perception.prompt == "free"
+    assert learner_from_checkpoint(ck, saved_config(ck)).perception.prompt == "free"
+    # a finished older checkpoint is reused by a --resume run as the model it was, whatever --soft_prompt says
+    torch.save(ck, free / "ckpt.pt")
+    rt = T.setup(parse_args(tiny_args(free, "--resume", "--soft_prompt=gated")))
+    _, perception = T.load_finished(parse_args(tiny_args(free, "--resume", "--soft_prompt=gated")), rt, TOK,
+                                    str(free / "ckpt.pt"))
+    assert perception.prompt == "free"
 
 
 def test_label_soft_prompt_mixes_like_gated_but_only_the_labels_train_the_classifier():

@@ -92,3 +92,10 @@ def test_probe_reports_both_ways_and_needs_a_soft_prompt(tiny_atm_run, data_dir,
     T.main(tiny_args(out, f"--data_dir={data_dir}", "--mechanism=pre"))
     assert cli([str(out), f"--data={data_dir}", "--probe"]) == 1
     assert "no soft prompt" in capsys.readouterr().err
+
+
+def test_a_cut_short_predictions_file_is_one_error_line(tmp_path, data_dir, capsys):
+    (tmp_path / "predictions_pre.jsonl").write_text('{"id": "synth-test-0", "correct": true}\n{"id": "synth-te')
+    assert cli([str(tmp_path), f"--data={data_dir}"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "not prediction records" in err[0]

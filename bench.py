@@ -15,11 +15,15 @@ Training: tokens/s of forward + backward + AdamW step, for both of our attention
 import argparse
 import contextlib
 import os
+import sys
 import time
 
 import torch
 
-from atm_min.model import GPT, HF_CONV1D, GPTConfig
+from atm_min.machinery.errors import ProjectError
+from atm_min.machinery.gpt2 import HF_CONV1D
+from atm_min.machinery.runtime import pick_device
+from atm_min.model import GPT, GPTConfig
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 p.add_argument("--device", default="auto", help="auto picks cuda, then mps, then cpu")
@@ -54,8 +58,10 @@ if __name__ == "__main__":
     if args.threads:  # fewer threads than cores can win when other processes keep some cores busy
         torch.set_num_threads(args.threads)
 
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    try:
+        args.device = pick_device(args.device)  # the project's one device picker; a missing GPU is one line
+    except ProjectError as e:
+        sys.exit(f"error: {e}")
     dev = args.device.split(":")[0]
     if args.dtype == "auto":
         args.dtype = "bfloat16" if dev == "cuda" else "float32"
@@ -205,9 +211,9 @@ def bench_generation():
 
 def bench_parallel():
     """train.py's independent students (fold students, baselines): one after another in one process with all
-    its threads, or one process per core with one thread each (atm_min/parallel.py). Rounds alternate, so
+    its threads, or one process per core with one thread each (atm_min/machinery/parallel.py). Rounds alternate, so
     background load hits both alike; every number is printed, not only the best."""
-    from atm_min.parallel import JobRunner, plan_workers, time_training_steps
+    from atm_min.machinery.parallel import JobRunner, plan_workers, time_training_steps
     workers, threads = plan_workers(0, args.jobs, "cpu")
     steps = args.steps or 300
     print(f"parallel: {args.jobs} default tiny students x {steps} steps; {os.cpu_count()} cores; "

@@ -5,7 +5,7 @@ question and what it looks at; and a report.md that a course can hand out.
 
 It reads what train.py left in the out_dir (results.json, log.jsonl, predictions_*.jsonl, ckpt.pt); a figure
 whose input is missing (e.g. no perception in a pre-only run) is skipped with a note. The drawing code lives in
-atm_min/report.py. matplotlib is needed here and nowhere else: pip install matplotlib.
+atm_min/machinery/report.py. matplotlib is needed here and nowhere else: pip install matplotlib.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import shlex
 import sys
 import time
 
-from atm_min.errors import ArgumentParser, ProjectError  # standard library only: no torch before it is needed
+from atm_min.machinery.errors import ArgumentParser, ProjectError  # standard library only: no torch before it is needed
 
 
 class PlotError(ProjectError, RuntimeError):
@@ -24,10 +24,9 @@ class PlotError(ProjectError, RuntimeError):
 
 def attention_figure(out_dir: str, path: str, R):
     """(ckpt config or None, note or None): draw the perception's attention for a few test questions."""
-    from atm_min.checkpoint import load_checkpoint
-    from atm_min.examples import load_examples
-    from atm_min.learner import learner_from_checkpoint, saved_config
-    from atm_min.tokenizer import get_tokenizer
+    from atm_min.machinery.checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
+    from atm_min.machinery.data import load_examples
+    from atm_min.machinery.gpt2 import get_tokenizer
 
     ckpt = os.path.join(out_dir, "ckpt.pt")
     if not os.path.isfile(ckpt):
@@ -62,10 +61,10 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     try:
-        import matplotlib  # noqa: F401  (only checked here; atm_min/report.py imports it to draw)
+        import matplotlib  # noqa: F401  (only checked here; atm_min/machinery/report.py imports it to draw)
     except ImportError:
         raise PlotError("plot.py needs matplotlib: pip install matplotlib") from None
-    from atm_min import report as R
+    from atm_min.machinery import report as R
 
     out = args.out_dir
     results = R.read_results(out)  # DataError with one clear line when missing or broken

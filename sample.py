@@ -25,19 +25,20 @@ import textwrap
 import torch
 
 from atm_min.answers import extract_answer, is_correct, normalize, parse_output
-from atm_min.checkpoint import load_checkpoint
-from atm_min.config import TrainConfig
-from atm_min.evaluate import MODE_MARKS, answer_records, format_table, generate_texts, summarize
-from atm_min.errors import ArgumentParser, ProjectError
-from atm_min.examples import load_examples
-from atm_min.formats import format_prompt, normalize_ws
-from atm_min.learner import learner_from_checkpoint, saved_config
-from atm_min.tokenizer import get_tokenizer
-from atm_min.trace import format_trace, trace_question
+from atm_min.evaluate import answer_records, generate_texts, summarize
+from atm_min.formats import MODE_MARKS, format_prompt, normalize_ws
+from atm_min.machinery.checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
+from atm_min.machinery.config import TrainConfig
+from atm_min.machinery.data import load_examples
+from atm_min.machinery.errors import ArgumentParser, ProjectError
+from atm_min.machinery.gpt2 import get_tokenizer
+from atm_min.machinery.runtime import pick_device
+from atm_min.machinery.tables import format_table
+from atm_min.machinery.trace import format_trace, trace_question
 
 MIN_NEW_TOKENS = 8  # a question must leave the student at least this much room to answer in
 MODE_NAMES = {"pre": "think first (pre)", "post": "answer first (post)", None: "unclear (neither format)"}
-MODES = {"auto": None, "pre": "pre", "post": "post"}  # --mode -> generate_texts(force=...); "both" runs all three
+FORCE = {"auto": None, "pre": "pre", "post": "post"}  # --mode -> generate_texts(force=...); "both" runs all three
 
 
 class SampleError(ProjectError, RuntimeError):
@@ -57,7 +58,7 @@ def parse(argv):
                                                           "rationale (only <|endoftext|> stops generation)")
     p.add_argument("--max_new_tokens", type=int, default=0, help="generation budget per question (default: the "
                    "run's max_new_tokens; with --explain, whatever the context has left)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--tokenizer_path", default="", help="local gpt2.tiktoken file, for a GPT-2 student offline")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     p.add_argument("--top_k", type=int, default=0, help="with --temperature > 0: sample from the k likeliest "
@@ -84,14 +85,6 @@ def parse(argv):
 
 # ----------------------------------------------------------------------------------------------------------------
 # The model: everything needed to rebuild it is in the checkpoint (train.py's save()).
-
-def pick_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SampleError("--device cuda: no CUDA GPU is available here (use --device cpu)")
-    return name
-
 
 def load_model(path: str, device: str, tokenizer_path: str = ""):
     """(student, perception or None, tokenizer, checkpoint dict) from a train.py checkpoint."""
@@ -262,18 +255,18 @@ def main(argv=None):
     generator = torch.Generator(device=device).manual_seed(args.seed) if args.temperature > 0 else None
     # A student trained with routing="hard" never saw a soft prompt: its perception's classifier picks the mode
     # and the student is started with that mode's marker (as train.py evaluates it).
-    steer = perception is None or saved.routing != "hard"
-    own = None if steer else "classifier"
+    routing = "soft" if perception is None else saved.routing
+    own = None if routing == "soft" else "classifier"
     if args.trace:
-        modes = (None, "pre", "post") if args.mode == "both" else (MODES[args.mode],)
+        modes = (None, "pre", "post") if args.mode == "both" else (FORCE[args.mode],)
         print(format_trace(trace_question(student, perception, tok, questions[0], device, modes, max_new,
-                                          args.explain, steer=steer)))
+                                          args.explain, routing=routing)))
         return
 
     def run(force):
         return generate_texts(student, tok, questions, device, args.batch_size, max_new, perception=perception,
                               explain=args.explain, temperature=args.temperature, top_k=args.top_k or None,
-                              generator=generator, force=own if force is None else force, soft_prompt_on=steer)
+                              generator=generator, force=own if force is None else force, routing=routing)
 
     if args.mode == "both":
         runs = {m: run(m) for m in (None, "pre", "post")}
@@ -283,7 +276,7 @@ def main(argv=None):
         else:
             score_modes(runs, examples)
         return
-    force = MODES[args.mode]
+    force = FORCE[args.mode]
     outs = run(force)
 
     records = answer_records(examples, outs) if examples is not None else None

@@ -24,11 +24,10 @@ import string
 import unicodedata
 from decimal import Decimal, InvalidOperation
 
+from .formats import ANSWER_MARK, REASON_MARK
+
 ANSWER_TYPES = ("number", "choice", "yesno", "text")
 CHOICE_LETTERS = "ABCDEF"
-# Kept equal to formats.ANSWER_MARK / REASON_MARK (formats.py imports these; one definition, no import cycle).
-ANSWER_MARK = "Answer:"
-REASON_MARK = "Reasoning:"
 
 # A number: optional sign ("-" or the Unicode minus), then either properly grouped thousands ("1,000,000") or plain
 # digits, then optional decimals; or a bare decimal ".5". Grouping must be exact so that "1, 2, 3" stays three numbers.

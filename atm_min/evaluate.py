@@ -12,15 +12,13 @@ from collections import defaultdict
 
 import torch
 
-from .answers import ANSWER_MARK, REASON_MARK, is_correct, parse_output
-from .batches import pad_left, pad_right, perception_inputs, question_inputs
-from .formats import encode, format_prompt
+from .answers import is_correct, parse_output
+from .batches import pad_left, perception_inputs, question_inputs
+from .formats import MODE_MARKS, format_prompt, group_levels
 from .perception import soft_prompt
 
-
-# The first words of each format's target (formats.py format_target): a forced mode starts the student's output
-# with its marker, and the student continues from there.
-MODE_MARKS = {"pre": REASON_MARK, "post": ANSWER_MARK}
+# A forced mode starts the student's output with its marker (formats.MODE_MARKS, the first words of that mode's
+# target), and the student continues from there.
 
 
 def _forced_modes(force, n, perception):
@@ -39,7 +37,7 @@ def _forced_modes(force, n, perception):
 @torch.no_grad()
 def generate_texts(student, tok, questions, device, batch_size=256, max_new_tokens=96, perception=None,
                    explain=False, ctx=None, temperature=0.0, top_k=None, generator=None, force=None,
-                   soft_prompt_on=True):
+                   routing="soft"):
     """Continue the prompt of every raw question string (greedy with temperature=0). Returns one dict per
     question, in input order: {text, new_tokens, p_post, ms}; p_post is the perception's probability of answering
     first (None without a perception), ms the wall time of the question's batch divided by its size.
@@ -49,7 +47,8 @@ def generate_texts(student, tok, questions, device, batch_size=256, max_new_toke
     A forced question's prompt is followed by its mode's marker ("Reasoning:" / "Answer:"), as if the student
     had written it; "text" starts with that marker (so parse_output reads the forced mode) and "new_tokens"
     counts its tokens (so forced and free costs compare), and the marker comes out of the budget.
-    soft_prompt_on=False: the perception still gives p_post, but its soft prompt is not passed to the student."""
+    routing="hard": the perception still gives p_post, but its soft prompt is not passed to the student (the
+    student of the hard-routing ablation never saw one; Learner.routing)."""
     student.eval()
     if perception is not None:
         perception.eval()
@@ -72,7 +71,7 @@ def generate_texts(student, tok, questions, device, batch_size=256, max_new_toke
                 q_rows, f_rows = zip(*(question_inputs(tok, q) for q in chunk))
                 prefix, logit = soft_prompt(perception, student, *perception_inputs(q_rows, f_rows, device))
                 p_post = torch.sigmoid(logit.float()).tolist()
-                if not soft_prompt_on:
+                if routing == "hard":
                     prefix = None
             row_modes = [("post" if p > 0.5 else "pre") if modes[i] == "classifier" else modes[i]
                          for i, p in zip(rows, p_post)]
@@ -92,14 +91,14 @@ def generate_texts(student, tok, questions, device, batch_size=256, max_new_toke
 
 
 def generate_answers(student, tok, examples, device, batch_size=256, max_new_tokens=96, perception=None,
-                     explain=False, ctx=None, force=None, soft_prompt_on=True):
+                     explain=False, ctx=None, force=None, routing="soft"):
     """Greedy answers for every example. Returns one record per example (same order):
     {id, group, text, mode, correct, new_tokens, p_post}. mode is read from the first generated tokens
     ("pre" if the student starts with its reasoning, "post" if with the answer, None if neither); with a forced
-    mode (force, soft_prompt_on: see generate_texts) it is the forced one."""
+    mode (force, routing: see generate_texts) it is the forced one."""
     outs = generate_texts(student, tok, [ex.question for ex in examples], device, batch_size, max_new_tokens,
                           perception=perception, explain=explain, ctx=ctx, force=force,
-                          soft_prompt_on=soft_prompt_on)
+                          routing=routing)
     return answer_records(examples, outs)
 
 
@@ -134,61 +133,55 @@ def summarize(records, ms_per_question: float) -> dict:
     out["ms_per_question"] = ms_per_question
     groups = defaultdict(list)
     for r in records:
-        if r["group"]:
-            parts = r["group"].split("/")
-            for k in range(1, len(parts) + 1):
-                groups["/".join(parts[:k])].append(r)
+        for g in group_levels(r["group"]):
+            groups[g].append(r)
     out["by_group"] = {g: _stats(rs) for g, rs in sorted(groups.items())}
     return out
 
 
-def format_table(results: dict) -> str:
-    """A plain-text table: one row per group (and overall), one block of columns per mechanism: accuracy, the
-    share of questions answered first (post%) and generated tokens per question."""
-    mechs = list(results)
-    groups = sorted({g for r in results.values() for g in r["by_group"]})
-    w = 19  # "  0.995  49%  29.5"
-    head1 = f"{'':<14}" + "".join(f"{m:>{w}}" for m in mechs)
-    head2 = f"{'group':<14}" + f"{'acc  post%   tok':>{w}}" * len(mechs)
-    lines = [head1, head2, "-" * len(head2)]
-
-    def row(name, stats):
-        cells = ""
-        for m in mechs:
-            s = stats(m)
-            cells += f"{s['accuracy']:>7.3f}{100 * s['post_fraction']:>5.0f}%{s['avg_new_tokens']:>6.1f}" \
-                if s else " " * w
-        return f"{name:<14}" + cells
-
-    for g in groups:
-        lines.append(row(g, lambda m: results[m]["by_group"].get(g)))
-    lines.append(row("ALL", lambda m: results[m]))
-    lines.append(f"{'ms/question':<14}" + "".join(f"{results[m]['ms_per_question']:>{w}.2f}" for m in mechs))
-    return "\n".join(lines)
-
-
 @torch.no_grad()
-def answer_first_confidence(student, tok, examples, device, batch_size=256, ctx=None) -> list[float]:
-    """For each example, the probability that `student` answers first with exactly the gold answer:
-    p("Answer: <gold>\\n" | prompt), read off one teacher-forced forward pass (no sampling). Greedy decoding is
-    right whenever this is above 0.5; how far above says how safe answering first is for this question. The
-    k-fold labelling uses it to weigh the risk of answering first (labels.py, label_rule="confident_post")."""
-    student.eval()
-    newlines = set(tok.newline_ids)
+def post_probabilities(student, perception, tok, examples, device) -> list[float]:
+    """The perception's probability of answering first for each example (it reads the question only)."""
+    perception.eval()
     out = []
-    for s in range(0, len(examples), batch_size):
-        rows, spans = [], []
-        for ex in examples[s:s + batch_size]:
-            prompt, target = encode(tok, ex, "post")
-            nl = next((i for i, t in enumerate(target) if t in newlines), len(target) - 1)
-            seq = prompt + target[:nl + 1]  # the prompt, the marker, the answer and the newline that ends it
-            rows.append(seq[:-1])
-            spans.append((len(prompt) - 1, len(seq) - 1, seq[1:]))  # positions predicting target[:nl + 1]
-        x = pad_right(rows, 0, device)  # (B, T); causal attention never looks at the right padding
-        with ctx if ctx is not None else torch.autocast(device_type="cpu", enabled=False):
-            logits, _ = student(x)
-        logp = torch.log_softmax(logits.float(), dim=-1).cpu()  # (B, T, V)
-        for i, (a, b, nxt) in enumerate(spans):
-            ids = torch.tensor(nxt[a:b])
-            out.append(float(logp[i, torch.arange(a, b), ids].sum().exp()))
+    for s in range(0, len(examples), 512):
+        chunk = examples[s:s + 512]
+        q_rows, f_rows = zip(*(question_inputs(tok, ex.question) for ex in chunk))
+        _, logit = soft_prompt(perception, student, *perception_inputs(q_rows, f_rows, device))
+        out.extend(torch.sigmoid(logit.float()).tolist())
+    return out
+
+
+def agreement(p_post: list[float], labels: list[str]) -> float:
+    """How often p(answer first) > 0.5 agrees with a label."""
+    return sum((p > 0.5) == (lab == "post") for p, lab in zip(p_post, labels)) / max(1, len(labels))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reference rows for the results table, from the pre and post students' test predictions (no training):
+#   oracle  per question, the cheaper correct one of pre and post: the ceiling of any router that picks one of
+#           these two students' answers (when neither is right it takes the cheaper wrong one)
+#   random  each question answered first with probability r, ATM's own answer-first rate, else thinking first:
+#           the floor a router must beat. Exact expected values, not one random draw, so it has no noise.
+# Both take the pre and post baselines as the two modes; ATM uses ONE student for both, so it can sit above the
+# oracle on a question where its own student does better than either specialist. They generate nothing: their
+# ms_per_question is 0.0.
+
+def oracle_summary(pre: list[dict], post: list[dict]) -> dict:
+    """pre/post: records of the same test questions, in the same order (generate_answers)."""
+    chosen = []
+    for a, b in zip(pre, post, strict=True):
+        right = [r for r in (a, b) if r["correct"]] or [a, b]
+        chosen.append(min(right, key=lambda r: r["new_tokens"]))
+    return summarize(chosen, ms_per_question=0.0)
+
+
+def random_routing_summary(pre: list[dict], post: list[dict], rate: float) -> dict:
+    """Expected accuracy and tokens when each question is answered first with probability `rate`."""
+    mixed = [dict(group=a["group"], correct=rate * b["correct"] + (1 - rate) * a["correct"],
+                  new_tokens=rate * b["new_tokens"] + (1 - rate) * a["new_tokens"], mode=None)
+             for a, b in zip(pre, post, strict=True)]
+    out = summarize(mixed, ms_per_question=0.0)
+    for stats in [out, *out["by_group"].values()]:
+        stats["post_fraction"] = rate  # by construction, in every group
     return out

@@ -18,17 +18,36 @@ model continues it. The loss covers the target tokens and the final <|endoftext|
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-
-from .answers import ANSWER_MARK, REASON_MARK
-from .examples import DataError, Example
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 MODES = ("pre", "post")  # the two thinking formats; "answer" (no rationale) is a baseline, not a mode ATM picks
 TARGET_FORMATS = MODES + ("answer",)
+ANSWER_MARK = "Answer:"     # the first word of a post target, and what precedes every answer
+REASON_MARK = "Reasoning:"  # the first word of a pre target
+MODE_MARKS = {"pre": REASON_MARK, "post": ANSWER_MARK}  # the words a target in each thinking mode starts with
 IGNORE_INDEX = -1  # targets equal to this are skipped by the loss (F.cross_entropy(..., ignore_index=-1))
 
-__all__ = ["MODES", "TARGET_FORMATS", "ANSWER_MARK", "REASON_MARK", "IGNORE_INDEX", "normalize_ws", "format_prompt",
-           "format_target", "encode", "make_xy", "length_report", "check_lengths"]
+
+@dataclass(frozen=True)
+class Example:
+    """One teacher-distilled training or test question. Reading and checking the JSONL files that hold them
+    (data/README.md has the schema) is machinery: atm_min/machinery/data.py."""
+    id: str
+    question: str
+    rationale: str     # the teacher's reasoning
+    answer: str        # the gold answer
+    answer_type: str   # number | choice | yesno | text: how answers are compared (answers.py)
+    group: str | None = None  # results are broken down by it, at every level: "multistep/3" counts under both
+                              # "multistep" and "multistep/3" (group_levels)
+
+
+def group_levels(group: str | None) -> list[str]:
+    """The groups an example counts under, coarse to fine: "multistep/3" -> ["multistep", "multistep/3"]."""
+    if not group:
+        return []
+    parts = group.split("/")
+    return ["/".join(parts[:k]) for k in range(1, len(parts) + 1)]
 
 
 def normalize_ws(text: str) -> str:
@@ -83,48 +102,3 @@ def make_xy(prompt_ids: Sequence[int], target_ids: Sequence[int]) -> tuple[list[
     n_masked = len(prompt_ids) - 1
     y[:n_masked] = [IGNORE_INDEX] * n_masked
     return x, y
-
-
-def length_report(tok, examples: Iterable[Example], block_size: int, modes: Sequence[str] = MODES,
-                  prefix_len: int = 0) -> tuple[dict[str, list[int]], list[str]]:
-    """Context positions each example needs, per mode, and the ids of those that do not fit.
-
-    lengths[mode][i] = prefix_len + len(x) for examples[i], where x = prompt + target minus the last token (the
-    model never reads the final <|endoftext|>) and prefix_len counts soft-prompt vectors placed before the tokens.
-    An example is too long when it exceeds block_size in ANY of the given modes (it is the same question for all)."""
-    for m in modes:
-        _check_mode(m)
-    examples = list(examples)
-    lengths: dict[str, list[int]] = {m: [] for m in modes}
-    too_long: list[str] = []
-    for ex in examples:
-        over = False
-        for m in modes:
-            p, t = encode(tok, ex, m)
-            n = prefix_len + len(p) + len(t) - 1
-            lengths[m].append(n)
-            over = over or n > block_size
-        if over:
-            too_long.append(ex.id)
-    return lengths, too_long
-
-
-def check_lengths(tok, examples: Iterable[Example], block_size: int, modes: Sequence[str] = MODES,
-                  prefix_len: int = 0, on_too_long: str = "fail", what: str = "examples") -> list[Example]:
-    """Examples that fit the context. on_too_long="fail": raise DataError naming the count and the first ids;
-    "drop": print how many were dropped (and the first ids) and return the others. Nothing is dropped silently."""
-    if on_too_long not in ("fail", "drop"):
-        raise ValueError(f"on_too_long must be 'fail' or 'drop', not {on_too_long!r}")
-    examples = list(examples)
-    lengths, too_long = length_report(tok, examples, block_size, modes, prefix_len)
-    if not too_long:
-        return examples
-    longest = max(max(v) for v in lengths.values())
-    shown = ", ".join(too_long[:10]) + (f", ... (+{len(too_long) - 10} more)" if len(too_long) > 10 else "")
-    msg = (f"{len(too_long)} of {len(examples)} {what} need more than block_size={block_size} positions "
-           f"(longest {longest}, prefix_len={prefix_len}, modes={'/'.join(modes)}): {shown}")
-    if on_too_long == "fail":
-        raise DataError(msg + ". Raise block_size, shorten the data, or drop them (on_too_long='drop').")
-    print(f"dropping {msg}")
-    skip = set(too_long)
-    return [ex for ex in examples if ex.id not in skip]

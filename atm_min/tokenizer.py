@@ -3,24 +3,18 @@
 Both are thin wrappers around a `tiktoken.Encoding` and expose the same small interface:
 `encode(text) -> list[int]`, `decode(ids) -> str`, `eot_id`, `vocab_size`, `newline_ids`, `name`.
 The tokenizer's `name` (and, for GPT-2, nothing else: the ranks are public) is stored in checkpoints so that
-sample.py rebuilds the same tokenizer the student was trained with.
+sample.py rebuilds the same tokenizer the student was trained with. Loading GPT-2's BPE (a download, or a local
+ranks file when offline) is machinery: atm_min/machinery/gpt2.py get_tokenizer.
 """
 
 from __future__ import annotations
 
-import os
-
 import tiktoken
-from tiktoken.load import load_tiktoken_bpe
-
-from .errors import TokenizerError
 
 EOT = "<|endoftext|>"
 # GPT-2's pre-tokenisation regex (from the original encoder.py); tiktoken needs it when we build the encoding
 # ourselves from a ranks file.
 GPT2_PAT = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-# Environment variable that points at a `gpt2.tiktoken` ranks file when tiktoken cannot download its own.
-GPT2_PATH_ENV = "ATM_GPT2_TIKTOKEN"
 
 
 class Tokenizer:
@@ -54,37 +48,3 @@ def byte_tokenizer() -> Tokenizer:
     enc = tiktoken.Encoding(name="atm-bytes", pat_str=GPT2_PAT, mergeable_ranks=ranks,
                             special_tokens={EOT: 256})
     return Tokenizer("bytes", enc)
-
-
-def gpt2_tokenizer(path: str | None = None) -> Tokenizer:
-    """GPT-2 BPE (50257 ids). Order: tiktoken's own download/cache, then a ranks file given by `path` or the
-    ATM_GPT2_TIKTOKEN environment variable, then a clear error."""
-    try:
-        return Tokenizer("gpt2", tiktoken.get_encoding("gpt2"))
-    except Exception as e:  # offline: tiktoken tries to download vocab.bpe on first use
-        first_error = e
-    path = path or os.environ.get(GPT2_PATH_ENV)
-    if path:
-        if not os.path.isfile(path):
-            raise TokenizerError(f"GPT-2 tokenizer file not found: {path} (--tokenizer_path or {GPT2_PATH_ENV})")
-        try:
-            ranks = load_tiktoken_bpe(path)
-            enc = tiktoken.Encoding(name="gpt2", pat_str=GPT2_PAT, mergeable_ranks=ranks,
-                                    special_tokens={EOT: 50256}, explicit_n_vocab=50257)
-        except Exception as e:  # not base64 + rank lines, or not GPT-2's 50256 ranks
-            raise TokenizerError(f"{path} is not GPT-2's gpt2.tiktoken ranks file ({type(e).__name__}: "
-                                 f"{str(e)[:200]})") from e
-        return Tokenizer("gpt2", enc)
-    raise TokenizerError(
-        "Could not load the GPT-2 tokenizer: tiktoken could not download it "
-        f"({type(first_error).__name__}). Offline, pass a local `gpt2.tiktoken` ranks file with "
-        f"--tokenizer_path=PATH or set {GPT2_PATH_ENV}=PATH (the file is in the openai-whisper package, "
-        "whisper/assets/gpt2.tiktoken), or use --tokenizer=bytes for a student trained from scratch.")
-
-
-def get_tokenizer(name: str, path: str | None = None) -> Tokenizer:
-    if name == "bytes":
-        return byte_tokenizer()
-    if name == "gpt2":
-        return gpt2_tokenizer(path)
-    raise TokenizerError(f"unknown tokenizer {name!r}: choose 'bytes' or 'gpt2'")

@@ -1,5 +1,5 @@
 r"""Convert reasoning datasets into atm-min's example schema: a folder with train.jsonl and test.jsonl
-(one atm_min.examples.Example per line; see data/README.md).
+(one atm_min.formats.Example per line; see data/README.md).
 
     python data/prepare.py finetune-cot --input ../shared/datasets/finetune-cot --task strategy_qa \
         --out data/strategy_qa
@@ -23,8 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: find atm_min
 
 from atm_min.answers import ANSWER_TYPES, normalize  # noqa: E402
-from atm_min.errors import ArgumentParser, ProjectError  # noqa: E402
-from atm_min.examples import DataError, Example, read_text, summarise_errors, write_examples  # noqa: E402
+from atm_min.formats import Example  # noqa: E402
+from atm_min.machinery.errors import ArgumentParser, ProjectError  # noqa: E402
+from atm_min.machinery.data import DataError, make_example, read_text, summarise_errors, write_examples  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parent
 
@@ -135,7 +136,7 @@ def convert_finetune_cot(input_dir, task: str, split: str = "default", keep_all:
         raise DataError(f"{split_path}: {len(both)} sample(s) in both train and test (first: {', '.join(both[:10])})")
 
     def example(ex_id, c, where):
-        return Example(id=ex_id, question=_as_text(c["question"], f"{where}: question"),
+        return make_example(id=ex_id, question=_as_text(c["question"], f"{where}: question"),
                        rationale=_as_text(c["reasoning_completion"], f"{where}: reasoning_completion").strip(),
                        answer=gold_answer(c["answer"], answer_type, where), answer_type=answer_type, group=task)
 
@@ -209,7 +210,7 @@ def read_gsm8k(path, split: str) -> list[Example]:
             reasoning, final = row["answer"].rsplit("####", 1)
             rationale = _CALC.sub("", reasoning).strip()
             steps = len([s for s in rationale.split("\n") if s.strip()])
-            out.append(Example(id=f"gsm8k/{split}/{len(out)}", question=row["question"].strip(),
+            out.append(make_example(id=f"gsm8k/{split}/{len(out)}", question=row["question"].strip(),
                                rationale=rationale, answer=gold_answer(final.strip(), "number", "answer"),
                                answer_type="number", group=f"gsm8k/steps={steps}"))
         except json.JSONDecodeError as e:
@@ -276,7 +277,7 @@ def rows_to_examples(path, rows, keys: dict, answer_type: str | None, id_prefix:
                 raise DataError(f"unknown answer_type {atype!r} (choose {', '.join(ANSWER_TYPES)})")
             ex_id = _as_text(obj[keys["id"]], f"key {keys['id']!r}") if keys.get("id") else f"{id_prefix}/{k}"
             group = obj[keys["group"]] if keys.get("group") else None
-            ex = Example(id=ex_id, question=_as_text(obj[keys["question"]], f"key {keys['question']!r}").strip(),
+            ex = make_example(id=ex_id, question=_as_text(obj[keys["question"]], f"key {keys['question']!r}").strip(),
                          rationale=_as_text(obj[keys["rationale"]], f"key {keys['rationale']!r}").strip(),
                          answer=gold_answer(obj[keys["answer"]], atype, f"key {keys['answer']!r}"),
                          answer_type=atype, group=None if group is None else _as_text(group, "group"))

@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: find atm_min
 
-from atm_min.errors import ArgumentParser, DataError, ProjectError  # noqa: E402
-from atm_min.examples import load_examples  # noqa: E402
-from atm_min.report import read_jsonl  # noqa: E402  (no torch, no matplotlib at import)
+from atm_min.machinery.errors import ArgumentParser, DataError, ProjectError  # noqa: E402
+from atm_min.machinery.data import load_examples  # noqa: E402
+from atm_min.machinery.report import read_jsonl  # noqa: E402  (no torch, no matplotlib at import)
 
 # --forced: the checkpoints train.py leaves in out_dir, and the name each is shown under
 CHECKPOINTS = {"atm": "ckpt.pt", "pre": "baseline_pre.pt", "post": "baseline_post.pt"}  # answer-only has no modes
@@ -83,9 +83,8 @@ def own_answers(out_dir: str, by_id: dict) -> dict[str, dict[str, bool]]:
 
 def load_learner(path: str):
     """(learner in eval mode, tokenizer) from a train.py checkpoint, built with the settings it was trained with."""
-    from atm_min.checkpoint import load_checkpoint
-    from atm_min.learner import learner_from_checkpoint, saved_config
-    from atm_min.tokenizer import get_tokenizer
+    from atm_min.machinery.checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
+    from atm_min.machinery.gpt2 import get_tokenizer
 
     ck = load_checkpoint(path, map_location="cpu")
     cfg = saved_config(ck)
@@ -109,7 +108,7 @@ def forced_answers(out_dir: str, examples) -> dict[str, dict[str, bool]]:
         for mode in ("pre", "post"):
             with torch.no_grad():
                 texts = generate_texts(learner.student, tok, [e.question for e in examples], "cpu",
-                                       perception=learner.perception, force=mode, soft_prompt_on=learner.steer)
+                                       perception=learner.perception, force=mode, routing=learner.routing)
             out[f"{name} forced {mode}"] = {e.id: is_correct(t["text"], e.answer, e.answer_type)
                                            for e, t in zip(examples, texts)}
     if not out:
@@ -143,7 +142,7 @@ def soft_prompt_probe(out_dir: str, examples) -> dict[str, tuple[int, int, int]]
     if not os.path.exists(path):
         raise DataError(f"no ATM checkpoint at {path}: --probe needs a --mechanism=atm run")
     learner, tok = load_learner(path)
-    if learner.perception is None or not learner.steer:
+    if learner.perception is None or learner.routing == "hard":
         raise DataError(f"{path} has no soft prompt to probe (not an ATM student, or routing='hard')")
 
     def right(exs, seen):

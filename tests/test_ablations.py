@@ -11,13 +11,17 @@ import torch
 
 import train as T
 from atm_min.batches import collate, encode_items
-from atm_min.config import parse_args
-from atm_min.examples import Example
+from atm_min.machinery.config import parse_args
+from atm_min.machinery.data import Example
 from atm_min.formats import format_target
 from atm_min.learner import Learner
 from atm_min.model import GPT, GPTConfig
 from atm_min.perception import Perception
 from atm_min.tokenizer import byte_tokenizer
+from atm_min.machinery import runtime
+from atm_min.machinery import runs
+from atm_min import evaluate
+from atm_min.machinery import errors
 
 TOK = byte_tokenizer()
 
@@ -28,19 +32,19 @@ def examples(n=6):
                     group="multistep/2") for i in range(n)]
 
 
-def learner(steer):
+def learner(routing):
     torch.manual_seed(0)
     student = GPT(GPTConfig(block_size=128, vocab_size=TOK.vocab_size, n_layer=1, n_head=2, n_embd=32))
     perception = Perception(32, n_prefix=2, n_layer=1, n_head=2)
     with torch.no_grad():
         perception.out_proj.weight.normal_(0, 0.5)  # a soft prompt big enough to change the loss
-    return Learner(student, perception, steer=steer)
+    return Learner(student, perception, routing=routing)
 
 
 def test_hard_routing_trains_the_student_without_a_soft_prompt():
     exs = examples()
     batch = collate(encode_items(TOK, exs, ["pre", "post"] * 3), "cpu")
-    soft, hard = learner(steer=True), learner(steer=False)
+    soft, hard = learner("soft"), learner("hard")
     _, lm_soft, aux_soft = soft(**batch)
     _, lm_hard, aux_hard = hard(**batch)
     _, plain = hard.student(batch["x"], batch["y"])  # the student alone, no prefix
@@ -52,16 +56,16 @@ def test_hard_routing_trains_the_student_without_a_soft_prompt():
 
 def test_hard_routing_evaluation_starts_each_question_with_the_classifiers_mode(tmp_path):
     cfg = parse_args(tiny_args(tmp_path, "--routing=hard"))
-    lrn = learner(steer=False).eval()
-    rt = T.setup(cfg)
+    lrn = learner("hard").eval()
+    rt = runtime.setup(cfg)
     test = examples(8)
-    p_post = T.post_probabilities(lrn.student, lrn.perception, TOK, test, "cpu")
+    p_post = evaluate.post_probabilities(lrn.student, lrn.perception, TOK, test, "cpu")
     # make the classifier split the questions: a bias that puts half above 0.5
     with torch.no_grad():
         lrn.perception.mode_head.bias -= torch.tensor(p_post).logit().median()
-    p_post = T.post_probabilities(lrn.student, lrn.perception, TOK, test, "cpu")
+    p_post = evaluate.post_probabilities(lrn.student, lrn.perception, TOK, test, "cpu")
     assert any(p > 0.5 for p in p_post) and any(p <= 0.5 for p in p_post)
-    records = T.evaluate(cfg, rt, TOK, lrn.student, lrn.perception, test)["records"]
+    records = T.answer_test_set(cfg, rt, TOK, lrn.student, lrn.perception, test)["records"]
     for p, r in zip(p_post, records):
         assert r["text"].startswith("Answer:" if p > 0.5 else "Reasoning:")
         assert r["mode"] == ("post" if p > 0.5 else "pre")
@@ -70,9 +74,9 @@ def test_hard_routing_evaluation_starts_each_question_with_the_classifiers_mode(
 def test_random_labels_keep_the_kfold_post_rate(tmp_path):
     train = examples(40)
     held = list(range(40))
-    ev = {"fold 1/1 pre": {"held_out": held, "correct": [i % 3 > 0 for i in held], "confidence": None},
+    ev = {"fold 1/1 pre": {"held_out": held, "correct": [i % 3 > 0 for i in held], "p_gold": None},
           "fold 1/1 post": {"held_out": held, "correct": [i % 2 == 0 for i in held],
-                            "confidence": [0.95 if i % 4 == 0 else 0.6 for i in held]}}
+                            "p_gold": [0.95 if i % 4 == 0 else 0.6 for i in held]}}
     cfg = parse_args(tiny_args(tmp_path))
     kfold, counts = T.kfold_labels(cfg, train, ev)
     rand, counts_r = T.kfold_labels(dataclasses.replace(cfg, label_source="random"), train, ev)
@@ -119,7 +123,7 @@ def test_evidence_from_reuses_an_earlier_runs_fold_students(tmp_path, data_dir, 
         assert (a[k]["pre_ok"], a[k]["post_ok"]) == (b[k]["pre_ok"], b[k]["post_ok"])
         if a[k]["pre_ok"]:
             assert b[k]["label"] == "pre"
-    with pytest.raises(T.DataError, match="another split"):  # other settings, other folds: refused
+    with pytest.raises(errors.DataError, match="another split"):  # other settings, other folds: refused
         T.main(tiny_args(tmp_path / "third", f"--data_dir={data_dir}", "--baselines=false",
                          f"--evidence_from={first}", "--max_train=40"))
 
@@ -127,7 +131,7 @@ def test_evidence_from_reuses_an_earlier_runs_fold_students(tmp_path, data_dir, 
 def test_resume_refuses_a_finished_run_of_another_shape(tmp_path, data_dir):
     out = tmp_path / "run"
     T.main(tiny_args(out, f"--data_dir={data_dir}", "--mechanism=pre"))
-    with pytest.raises(T.CheckpointError, match="n_embd=32, now 48"):
+    with pytest.raises(errors.CheckpointError, match="n_embd=32, now 48"):
         T.main(tiny_args(out, f"--data_dir={data_dir}", "--mechanism=pre", "--resume", "--n_embd=48"))
 
 
@@ -165,8 +169,8 @@ def test_gated_soft_prompt_lets_the_students_loss_train_the_classifier():
 
 
 def test_gated_run_end_to_end_and_an_older_checkpoint_loads_as_free(tmp_path, data_dir):
-    from atm_min.checkpoint import load_checkpoint
-    from atm_min.learner import learner_from_checkpoint, saved_config
+    from atm_min.machinery.checkpoint import load_checkpoint
+    from atm_min.machinery.checkpoint import learner_from_checkpoint, saved_config
     out = tmp_path / "gated"
     T.main(tiny_args(out, f"--data_dir={data_dir}", "--soft_prompt=gated", "--baselines=false"))
     ck = load_checkpoint(out / "ckpt.pt")
@@ -179,8 +183,8 @@ def test_gated_run_end_to_end_and_an_older_checkpoint_loads_as_free(tmp_path, da
     assert learner_from_checkpoint(ck, saved_config(ck)).perception.prompt == "free"
     # a finished older checkpoint is reused by a --resume run as the model it was, whatever --soft_prompt says
     torch.save(ck, free / "ckpt.pt")
-    rt = T.setup(parse_args(tiny_args(free, "--resume", "--soft_prompt=gated")))
-    _, perception = T.load_finished(parse_args(tiny_args(free, "--resume", "--soft_prompt=gated")), rt, TOK,
+    rt = runtime.setup(parse_args(tiny_args(free, "--resume", "--soft_prompt=gated")))
+    _, perception = runs.load_finished(parse_args(tiny_args(free, "--resume", "--soft_prompt=gated")), rt, TOK,
                                     str(free / "ckpt.pt"))
     assert perception.prompt == "free"
 

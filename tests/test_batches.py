@@ -6,7 +6,7 @@ import torch
 
 from atm_min.batches import (TrainItem, batch_indices, collate, encode_items, micro_batch, pad_left,
                              perception_inputs, question_inputs)
-from atm_min.examples import Example
+from atm_min.machinery.data import Example
 from atm_min.formats import encode, format_prompt
 from atm_min.perception import N_FEATURES
 from atm_min.tokenizer import byte_tokenizer

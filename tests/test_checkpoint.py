@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from atm_min import checkpoint
-from atm_min.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from atm_min.config import TrainConfig, config_from_dict, config_to_dict
+from atm_min.machinery import checkpoint
+from atm_min.machinery.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from atm_min.machinery.config import TrainConfig, config_from_dict, config_to_dict
 
 
 def _pwned(flag_path):

@@ -29,7 +29,7 @@ def test_default_run_routes_by_complexity_from_evidence(tmp_path):
     assert atm["by_group"]["multistep"]["accuracy"] >= best_chains - 0.02
     # Parity: whatever ATM gets wrong is a trap (the teacher's slip, never in the training data): seeds 0-6 of the docs
     # (seed 7 has one miss that is not).
-    from atm_min.examples import load_split
+    from atm_min.machinery.data import load_split
     from data.traps import is_trap
     _, test = load_split(tmp_path / "synth_0")
     question = {e.id: e.question for e in test}

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from atm_min.config import (ConfigError, TrainConfig, config_from_dict, config_to_dict, load_config_file,
+from atm_min.machinery.config import (ConfigError, TrainConfig, config_from_dict, config_to_dict, load_config_file,
                             parse_args, usage)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,7 +84,7 @@ def test_later_config_file_wins(tmp_path):
 
 
 def test_config_file_runs_in_private_namespace(tmp_path):
-    from atm_min import config
+    from atm_min.machinery import config
     path = write(tmp_path, "n_layer = 3 if 'TrainConfig' not in globals() else 99\n_leak = 1\n")
     assert parse_args([path]).n_layer == 3  # the file does not see our globals...
     assert not hasattr(config, "_leak")  # ...and does not add to them

@@ -18,9 +18,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from atm_min.checkpoint import rng_state, save_checkpoint
-from atm_min.config import TrainConfig, config_to_dict
-from atm_min.learner import Learner, build_student
+from atm_min.machinery.checkpoint import rng_state, save_checkpoint
+from atm_min.machinery.config import TrainConfig, config_to_dict
+from atm_min.learner import Learner
+from atm_min.machinery.runs import build_student
 from data.synth import SynthConfig, write_suite
 
 ROOT = Path(__file__).resolve().parents[1]

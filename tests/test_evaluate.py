@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from atm_min.evaluate import format_table, generate_answers, generate_texts, summarize, timed_answers
-from atm_min.examples import Example
+from atm_min.machinery.tables import format_table
+from atm_min.evaluate import generate_answers, generate_texts, summarize, timed_answers
+from atm_min.machinery.data import Example
 from atm_min.model import GPT, GPTConfig
 from atm_min.perception import Perception
 from atm_min.tokenizer import byte_tokenizer
@@ -143,7 +144,7 @@ def test_generate_with_perception_and_raw_questions():
 def test_mode_marks_are_the_first_tokens_of_each_target():
     """A forced mode feeds the student the ids its training target starts with (prompt and target are
     tokenised apart, so the marker's ids are a prefix of the target's)."""
-    from atm_min.evaluate import MODE_MARKS
+    from atm_min.formats import MODE_MARKS
     from atm_min.formats import encode
     ex = EXAMPLES[0]
     for mode, mark in MODE_MARKS.items():
@@ -193,7 +194,7 @@ def test_soft_prompt_off_keeps_p_post_but_not_the_prefix():
     with torch.no_grad():
         perc.out_proj.weight.normal_(0, 1.0)  # a soft prompt strong enough to change what the student writes
     on = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12, perception=perc)
-    off = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12, perception=perc, soft_prompt_on=False)
+    off = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12, perception=perc, routing="hard")
     bare = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12)
     assert [o["text"] for o in off] == [b["text"] for b in bare]  # no prefix: the plain student
     assert [o["text"] for o in on] != [b["text"] for b in bare]
@@ -209,11 +210,11 @@ def test_force_classifier_is_the_perceptions_choice():
     with torch.no_grad():
         perc.mode_head.weight.normal_(0, 2.0)  # spread p_post so that both modes occur
     outs = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 14, perception=perc, force="classifier",
-                          soft_prompt_on=False)
+                          routing="hard")
     picked = ["post" if o["p_post"] > 0.5 else "pre" for o in outs]
     assert set(picked) == {"pre", "post"}
     by_hand = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 14, perception=perc, force=picked,
-                             soft_prompt_on=False)
+                             routing="hard")
     assert [o["text"] for o in outs] == [o["text"] for o in by_hand]
     assert all(o["text"].startswith("Answer:" if m == "post" else "Reasoning:") for o, m in zip(outs, picked))
     with pytest.raises(ValueError, match="needs a perception"):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from atm_min.examples import DataError, Example, load_examples, load_split, write_examples
+from atm_min.machinery.data import DataError, Example, load_examples, load_split, make_example, write_examples
 
 GOOD = {"id": "a/0", "question": "2+3?", "rationale": "2 plus 3 is 5.", "answer": "5", "answer_type": "number"}
 
@@ -37,16 +37,21 @@ def test_write_overwrites_and_refuses_duplicates(tmp_path):
     assert [e.id for e in load_examples(p)] == ["z"]  # the old file is untouched
 
 
-def test_example_is_frozen_and_validated():
+def test_example_is_frozen_and_validated(tmp_path):
     ex = Example(**GOOD)
     with pytest.raises(dataclasses.FrozenInstanceError):
         ex.answer = "6"
     with pytest.raises(DataError, match="empty"):
-        Example(**{**GOOD, "rationale": "  "})
+        make_example(**{**GOOD, "rationale": "  "})
     with pytest.raises(DataError, match="answer_type"):
-        Example(**{**GOOD, "answer_type": "integer"})
+        make_example(**{**GOOD, "answer_type": "integer"})
     with pytest.raises(DataError, match="not a valid 'number'"):
-        Example(**{**GOOD, "answer": "five"})
+        make_example(**{**GOOD, "answer": "five"})
+    # the plain dataclass of the lesson (formats.Example) is checked when it is written, so a file can never
+    # hold what load_examples would refuse
+    with pytest.raises(DataError, match="not a valid 'number'"):
+        write_examples(tmp_path / "x.jsonl", [Example(**{**GOOD, "answer": "five"})])
+    assert not (tmp_path / "x.jsonl").exists()
 
 
 def test_blank_lines_ignored_but_counted(tmp_path):

@@ -7,10 +7,11 @@ import pytest
 
 from atm_min import answers
 from atm_min.answers import parse_output
-from atm_min.examples import DataError, Example
-from atm_min.formats import (ANSWER_MARK, IGNORE_INDEX, MODES, REASON_MARK, check_lengths, encode, format_prompt,
-                             format_target, length_report, make_xy)
-from atm_min.tokenizer import byte_tokenizer, gpt2_tokenizer
+from atm_min.machinery.data import DataError, Example
+from atm_min.formats import ANSWER_MARK, IGNORE_INDEX, MODES, REASON_MARK, encode, format_prompt, format_target, make_xy
+from atm_min.machinery.data import check_lengths, length_report
+from atm_min.machinery.gpt2 import gpt2_tokenizer
+from atm_min.tokenizer import byte_tokenizer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 EOT = 256

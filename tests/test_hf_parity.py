@@ -7,7 +7,9 @@ import sys
 import pytest
 import torch
 
-from atm_min.model import GPT, CheckpointError, HF_GPT2_NAMES, read_safetensors
+from atm_min.machinery.errors import CheckpointError
+from atm_min.machinery.gpt2 import HF_GPT2_NAMES, from_pretrained, read_safetensors
+from atm_min.model import GPT
 
 transformers = pytest.importorskip("transformers")
 VOCAB, C, N_POS = 97, 32, 64
@@ -69,7 +71,7 @@ def copy_checkpoint(src, dst, config_edit=None, weights=True):
 @pytest.mark.parametrize("layout", ["safetensors", "bin"])
 @pytest.mark.parametrize("attn_impl", ["sdpa", "explicit"])
 def test_logits_match_hf(hf_model, st_dir, bin_dir, layout, attn_impl):
-    model = GPT.from_pretrained(st_dir if layout == "safetensors" else bin_dir, attn_impl=attn_impl).eval()
+    model = from_pretrained(st_dir if layout == "safetensors" else bin_dir, attn_impl=attn_impl).eval()
     x = ids(3, 40)
     with torch.no_grad():
         ours, _ = model(x)
@@ -83,7 +85,7 @@ def test_logits_match_hf(hf_model, st_dir, bin_dir, layout, attn_impl):
 
 
 def test_greedy_continuation_matches_hf_generate(hf_model, st_dir):
-    model = GPT.from_pretrained(st_dir).eval()
+    model = from_pretrained(st_dir).eval()
     x = ids(1, 6)
     theirs = hf_model.generate(x, do_sample=False, max_new_tokens=20)[0, 6:].tolist()
     ours = model.generate(x, 20, temperature=0)[0]
@@ -91,7 +93,7 @@ def test_greedy_continuation_matches_hf_generate(hf_model, st_dir):
 
 
 def test_batched_left_padded_greedy_matches_hf(hf_model, st_dir):
-    model = GPT.from_pretrained(st_dir).eval()
+    model = from_pretrained(st_dir).eval()
     x = ids(2, 8)
     mask = torch.ones(2, 8, dtype=torch.bool)
     mask[1, :3] = False  # row 1 is a 5-token prompt, left-padded
@@ -101,7 +103,7 @@ def test_batched_left_padded_greedy_matches_hf(hf_model, st_dir):
 
 
 def test_overrides(st_dir, hf_model):
-    model = GPT.from_pretrained(st_dir, block_size=16, dropout=0.1, attn_impl="explicit")
+    model = from_pretrained(st_dir, block_size=16, dropout=0.1, attn_impl="explicit")
     assert model.config.block_size == 16 and model.config.dropout == 0.1
     assert model.config.attn_impl == "explicit"
     assert model.transformer.wpe.weight.shape == (16, C)  # cropped position table
@@ -109,11 +111,11 @@ def test_overrides(st_dir, hf_model):
     with torch.no_grad():
         assert (model.eval()(x)[0] - hf_model(x).logits).abs().max().item() <= 1e-4
     with pytest.raises(CheckpointError, match="block_size"):
-        GPT.from_pretrained(st_dir, block_size=N_POS + 1)
+        from_pretrained(st_dir, block_size=N_POS + 1)
     with pytest.raises(CheckpointError, match="n_layer"):
-        GPT.from_pretrained(st_dir, n_layer=1)
+        from_pretrained(st_dir, n_layer=1)
     with pytest.raises(CheckpointError, match="attn_impl"):
-        GPT.from_pretrained(st_dir, attn_impl="flash")
+        from_pretrained(st_dir, attn_impl="flash")
 
 
 def test_pure_python_safetensors_reader(st_dir, tmp_path, monkeypatch):
@@ -133,9 +135,9 @@ def test_pure_python_safetensors_reader(st_dir, tmp_path, monkeypatch):
     # Without the safetensors package, from_pretrained falls back to the reader and loads the same model.
     monkeypatch.setitem(sys.modules, "safetensors", None)
     monkeypatch.setitem(sys.modules, "safetensors.torch", None)
-    fallback = GPT.from_pretrained(st_dir)
+    fallback = from_pretrained(st_dir)
     monkeypatch.undo()
-    normal = GPT.from_pretrained(st_dir)
+    normal = from_pretrained(st_dir)
     for (k, a), (_, b) in zip(fallback.state_dict().items(), normal.state_dict().items()):
         assert torch.equal(a, b), k
     # A truncated file is a clear error, not a crash or garbage.
@@ -149,14 +151,14 @@ def test_pure_python_safetensors_reader(st_dir, tmp_path, monkeypatch):
 
 def test_unknown_name():
     with pytest.raises(CheckpointError, match=r"unknown model name 'gpt3'.*gpt2-medium.*local directory"):
-        GPT.from_pretrained("gpt3")
+        from_pretrained("gpt3")
 
 
 def test_hub_name_offline_is_one_clear_error(monkeypatch):
     # huggingface_hub not installed:
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     with pytest.raises(CheckpointError, match="download.*local directory"):
-        GPT.from_pretrained("gpt2")
+        from_pretrained("gpt2")
     monkeypatch.undo()
     # installed, but the download fails (offline):
     hub = pytest.importorskip("huggingface_hub")
@@ -166,17 +168,17 @@ def test_hub_name_offline_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(hub, "snapshot_download", offline)
     for name in HF_GPT2_NAMES:
         with pytest.raises(CheckpointError, match=f"could not download '{name}'.*local directory"):
-            GPT.from_pretrained(name)
+            from_pretrained(name)
 
 
 def test_directory_without_weights_or_config(st_dir, tmp_path):
     d = copy_checkpoint(st_dir, tmp_path / "noweights", weights=False)
     with pytest.raises(CheckpointError, match="no weights"):
-        GPT.from_pretrained(d)
+        from_pretrained(d)
     (tmp_path / "noconfig").mkdir()
     (tmp_path / "noconfig" / "model.safetensors").write_bytes((st_dir / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError, match="no config.json"):
-        GPT.from_pretrained(tmp_path / "noconfig")
+        from_pretrained(tmp_path / "noconfig")
 
 
 @pytest.mark.parametrize("edit, match", [
@@ -189,7 +191,7 @@ def test_directory_without_weights_or_config(st_dir, tmp_path):
 def test_config_that_does_not_match_the_weights(st_dir, tmp_path, edit, match):
     d = copy_checkpoint(st_dir, tmp_path / "ckpt", edit)
     with pytest.raises(CheckpointError, match=match):
-        GPT.from_pretrained(d)
+        from_pretrained(d)
 
 
 @pytest.mark.parametrize("edit, match", [
@@ -201,7 +203,7 @@ def test_config_that_does_not_match_the_weights(st_dir, tmp_path, edit, match):
 def test_other_architectures_are_refused(st_dir, tmp_path, edit, match):
     d = copy_checkpoint(st_dir, tmp_path / "ckpt", edit)
     with pytest.raises(CheckpointError, match=match):
-        GPT.from_pretrained(d)
+        from_pretrained(d)
 
 
 def test_weights_of_another_architecture_are_refused(st_dir, tmp_path):
@@ -212,7 +214,7 @@ def test_weights_of_another_architecture_are_refused(st_dir, tmp_path):
              "model.layers.0.mlp.gate_proj.weight": torch.zeros(4 * C, C)}
     save_file(llama, str(d / "model.safetensors"))
     with pytest.raises(CheckpointError, match=r"unexpected keys.*model.embed_tokens.weight"):
-        GPT.from_pretrained(d)
+        from_pretrained(d)
 
 
 def test_untied_lm_head_is_refused(bin_dir, tmp_path):
@@ -223,7 +225,7 @@ def test_untied_lm_head_is_refused(bin_dir, tmp_path):
     sd["lm_head.weight"] = sd["lm_head.weight"] + 1.0
     torch.save(sd, d / "pytorch_model.bin")
     with pytest.raises(CheckpointError, match="lm_head.weight"):
-        GPT.from_pretrained(d)
+        from_pretrained(d)
 
 
 class RunsCode:
@@ -242,5 +244,5 @@ def test_pickle_that_runs_code_is_refused(st_dir, tmp_path, how):
     else:
         (d / "pytorch_model.bin").write_bytes(pickle.dumps(payload, protocol=2))
     with pytest.raises(CheckpointError, match="weights_only"):
-        GPT.from_pretrained(d)
+        from_pretrained(d)
     assert not hasattr(builtins, "ATM_PWNED")

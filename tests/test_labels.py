@@ -53,8 +53,8 @@ def test_prefer_pre_truth_table(default):
 
 def test_label_defaults_and_unknown_rule():
     # confident_post unless told otherwise: it needs the post student's confidence
-    assert label(True, True, post_conf=0.95) == "post" and label(False, True, post_conf=0.1) == "post"
-    with pytest.raises(ValueError, match="post_conf"):
+    assert label(True, True, p_gold=0.95) == "post" and label(False, True, p_gold=0.1) == "post"
+    with pytest.raises(ValueError, match="p_gold"):
         label(True, True)
     with pytest.raises(ValueError, match="unknown label rule"):
         label(True, False, "prefer_cheap")
@@ -62,15 +62,15 @@ def test_label_defaults_and_unknown_rule():
 
 def test_confident_post_weighs_the_risk_of_answering_first():
     # both right: answer first only when the post student was sure of the gold answer
-    assert label(True, True, "confident_post", post_conf=0.97) == "post"
-    assert label(True, True, "confident_post", post_conf=0.55) == "pre"  # a lucky answer-first: think instead
-    assert label(True, True, "confident_post", post_conf=0.55, min_conf=0.5) == "post"
+    assert label(True, True, "confident_post", p_gold=0.97) == "post"
+    assert label(True, True, "confident_post", p_gold=0.55) == "pre"  # a lucky answer-first: think instead
+    assert label(True, True, "confident_post", p_gold=0.55, min_conf=0.5) == "post"
     # only one right: that one, however unsure
-    assert label(False, True, "confident_post", post_conf=0.51) == "post"
-    assert label(True, False, "confident_post", post_conf=0.01) == "pre"
+    assert label(False, True, "confident_post", p_gold=0.51) == "post"
+    assert label(True, False, "confident_post", p_gold=0.01) == "pre"
     # neither: the default
-    assert label(False, False, "confident_post", "post", post_conf=0.3) == "post"
-    assert label(False, False, "confident_post", "pre", post_conf=0.3) == "pre"
+    assert label(False, False, "confident_post", "post", p_gold=0.3) == "post"
+    assert label(False, False, "confident_post", "pre", p_gold=0.3) == "pre"
 
 
 def test_shuffled_labels_keep_the_post_rate_not_the_order():

@@ -11,9 +11,11 @@ import pytest
 import torch
 
 import sample
-from atm_min.evaluate import MODE_MARKS, generate_answers, generate_texts
-from atm_min.examples import load_examples
-from atm_min.trace import PERCEPTION_STAGES, STAGES, format_trace, trace_question
+from atm_min.formats import MODE_MARKS
+from atm_min.evaluate import generate_answers, generate_texts
+from atm_min.machinery.data import load_examples
+from atm_min.machinery.trace import PERCEPTION_STAGES, STAGES, format_trace, trace_question
+from atm_min.machinery.data import example_to_dict
 
 Q = "Is 74 even?"
 GPT2_FILE = Path(__file__).resolve().parents[2] / "shared" / "tokenizers" / "gpt2.tiktoken"
@@ -90,7 +92,7 @@ def test_mode_both_for_one_question_side_by_side(atm_run, capsys):
 def test_mode_both_on_a_jsonl_file_scores_each_mode_and_lists_disagreements(atm_run, tmp_path, capsys):
     rows = gold_rows(atm_run)
     f = tmp_path / "gold.jsonl"
-    f.write_text("".join(json.dumps(ex.to_dict()) + "\n" for ex in rows))
+    f.write_text("".join(json.dumps(example_to_dict(ex)) + "\n" for ex in rows))
     out = ask(capsys, "--out_dir", atm_run, "--file", str(f), "--mode", "both")
     head = " ".join(out.splitlines()[:2]).split()  # format_table's header (one or two lines)
     assert {"own", "pre", "post"} <= set(head) or all(f"{m} acc" in " ".join(head) for m in ("own", "pre", "post"))
@@ -171,7 +173,7 @@ def test_trace_of_a_gpt2_bpe_student():
     """An untrained student on GPT-2's BPE: pieces are multi-character tokens and still line up."""
     from atm_min.model import GPT, GPTConfig
     from atm_min.perception import Perception
-    from atm_min.tokenizer import gpt2_tokenizer
+    from atm_min.machinery.gpt2 import gpt2_tokenizer
     tok = gpt2_tokenizer(str(GPT2_FILE))
     torch.manual_seed(0)
     student = GPT(GPTConfig(block_size=64, vocab_size=tok.vocab_size, n_layer=1, n_head=2, n_embd=32)).eval()
@@ -214,14 +216,14 @@ def test_a_hard_routed_student_is_started_with_its_classifiers_marker(atm_run, t
     """routing="hard" (an ablation): no soft prompt at test time; the classifier picks the mode and the output
     is started with that mode's marker. (The checkpoint is the soft-routed one with its config changed: what
     matters here is what sample.py does with such a checkpoint.)"""
-    from atm_min.checkpoint import load_checkpoint, save_checkpoint
+    from atm_min.machinery.checkpoint import load_checkpoint, save_checkpoint
     ck = load_checkpoint(os.path.join(atm_run, "ckpt.pt"))
     ck["config"] = {**ck["config"], "routing": "hard"}
     path = str(tmp_path / "hard.pt")
     save_checkpoint(path, ck)
     student, perception, tok, _ = sample.load_model(path, "cpu")
     [want] = generate_texts(student, tok, [Q], "cpu", 1, 16, perception=perception, force="post",
-                            soft_prompt_on=False)  # p(answer first) is ~1 for this student
+                            routing="hard")  # p(answer first) is ~1 for this student
     out = ask(capsys, "--ckpt", path, "--question", Q)
     assert sample_field(out, "mode") == ["answer first (post)"]
     assert re.search(r"^  (\d+) tokens", out, re.M).group(1) == str(want["new_tokens"])

@@ -14,8 +14,8 @@ import pytest
 from tiny import tiny_args
 
 import train as T
-from atm_min.checkpoint import load_checkpoint
-from atm_min.parallel import JobRunner, plan_workers
+from atm_min.machinery.checkpoint import load_checkpoint
+from atm_min.machinery.parallel import JobRunner, plan_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,8 @@ import pytest
 
 import plot
 import train as T
-from atm_min import report as R
-from atm_min.evaluate import format_table
+from atm_min.machinery import report as R
+from atm_min.machinery.tables import format_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from atm_min.answers import normalize
-from atm_min.examples import load_split
+from atm_min.machinery.data import load_split
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"

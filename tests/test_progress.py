@@ -4,10 +4,13 @@ import io
 import json
 
 import train as T
-from atm_min.config import parse_args
-from atm_min.progress import Progress
+from atm_min.machinery.config import parse_args
+from atm_min.machinery.progress import Progress
 from atm_min.tokenizer import byte_tokenizer
 from data.synth import SynthConfig, write_suite
+from atm_min.machinery import runtime
+from atm_min.machinery import data as mdata
+from atm_min.machinery import runs
 
 
 class Terminal(io.StringIO):
@@ -82,10 +85,10 @@ def test_train_run_logs_each_interval(tmp_path, capsys):
                       "--n_embd=32", "--n_head=2", "--perc_heads=2", "--n_prefix=2", "--batch_size=4",
                       "--max_iters=7", "--warmup_iters=2", "--log_interval=3", "--device=cpu", "--dtype=float32"])
     tok = byte_tokenizer()
-    train, _, _ = T.load_data(cfg, tok)
-    rt = T.setup(cfg)
-    T.train_run(cfg, rt, tok, train, ["pre"] * len(train), str(tmp_path / "a.pt"), desc="pre")
-    T.train_run(cfg, rt, tok, train, ["post"] * len(train), str(tmp_path / "b.pt"), atm=True, desc="atm")
+    train, _, _ = mdata.load_data(cfg, tok)
+    rt = runtime.setup(cfg)
+    runs.train_run(cfg, rt, tok, train, ["pre"] * len(train), str(tmp_path / "a.pt"), desc="pre")
+    runs.train_run(cfg, rt, tok, train, ["post"] * len(train), str(tmp_path / "b.pt"), atm=True, desc="atm")
     rows = [json.loads(line) for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
     assert [(r["student"], r["step"]) for r in rows] == [("pre", 3), ("pre", 6), ("pre", 7),
                                                         ("atm", 3), ("atm", 6), ("atm", 7)]

@@ -168,7 +168,7 @@ def test_unsafe_or_broken_checkpoint(tmp_path, capsys):
 
 
 def test_checkpoint_that_does_not_match_the_model(atm_run, tmp_path, capsys):
-    from atm_min.checkpoint import load_checkpoint, save_checkpoint
+    from atm_min.machinery.checkpoint import load_checkpoint, save_checkpoint
     ck = load_checkpoint(os.path.join(atm_run, "ckpt.pt"))
     ck["model_args"] = {**ck["model_args"], "n_embd": 64}
     save_checkpoint(str(tmp_path / "bad.pt"), ck)

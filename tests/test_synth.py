@@ -5,8 +5,8 @@ import sys
 from pathlib import Path
 
 from atm_min.answers import is_correct
-from atm_min.examples import load_split
-from atm_min.formats import length_report
+from atm_min.machinery.data import load_split
+from atm_min.machinery.data import length_report
 from atm_min.tokenizer import byte_tokenizer
 from data.synth import SynthConfig, direct_example, generate, multistep_example, write_suite
 

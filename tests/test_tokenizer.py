@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 import tiktoken
 
-from atm_min.errors import TokenizerError
-from atm_min.tokenizer import GPT2_PATH_ENV, byte_tokenizer, get_tokenizer, gpt2_tokenizer
+from atm_min.machinery.errors import TokenizerError
+from atm_min.machinery.gpt2 import GPT2_PATH_ENV, get_tokenizer, gpt2_tokenizer
+from atm_min.tokenizer import byte_tokenizer
 
 # ../shared/tokenizers/gpt2.tiktoken relative to the repository root.
 GPT2_FILE = Path(__file__).resolve().parents[2] / "shared" / "tokenizers" / "gpt2.tiktoken"

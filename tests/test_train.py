@@ -16,10 +16,15 @@ from tiny import tiny_args
 import torch
 
 import train as T
-from atm_min.checkpoint import CheckpointError, load_checkpoint
-from atm_min.config import ConfigError, parse_args
-from atm_min.learner import Learner, build_student
+from atm_min.machinery.checkpoint import CheckpointError, load_checkpoint
+from atm_min.machinery.config import ConfigError, parse_args
+from atm_min.learner import Learner
+from atm_min.machinery.runs import build_student
 from atm_min.tokenizer import byte_tokenizer
+from atm_min.machinery import runtime
+from atm_min.machinery import data as mdata
+from atm_min.machinery import runs
+from atm_min.machinery import errors
 
 ROOT = Path(__file__).resolve().parents[1]
 TOK = byte_tokenizer()
@@ -67,12 +72,12 @@ def test_resume_gives_identical_weights_and_optimizer(tmp_path, data_dir, how):
     if how == "crash":
         extra.append("--save_interval_s=0")  # save after every step
     cfg = tiny(tmp_path, *extra)
-    train, _, _ = T.load_data(cfg, TOK)
+    train, _, _ = mdata.load_data(cfg, TOK)
     modes = ["pre", "post"] * (len(train) // 2) + ["pre"] * (len(train) % 2)
 
     def run(cfg, path, **kw):
-        rt = T.setup(cfg)  # seeds torch: the same initial weights for both runs
-        return T.train_run(cfg, rt, TOK, train, modes, str(path), atm=True, iters=N, seed=5, **kw)
+        rt = runtime.setup(cfg)  # seeds torch: the same initial weights for both runs
+        return runs.train_run(cfg, rt, TOK, train, modes, str(path), atm=True, iters=N, seed=5, **kw)
 
     run(cfg, tmp_path / "straight.pt")
 
@@ -100,8 +105,8 @@ def test_resume_gives_identical_weights_and_optimizer(tmp_path, data_dir, how):
 
 def test_resume_without_a_checkpoint_starts_fresh(tmp_path, data_dir, capsys):
     cfg = tiny(tmp_path, f"--data_dir={data_dir}", "--resume")
-    train, _, _ = T.load_data(cfg, TOK)
-    T.train_run(cfg, T.setup(cfg), TOK, train, ["pre"] * len(train), str(tmp_path / "c.pt"), iters=3)
+    train, _, _ = mdata.load_data(cfg, TOK)
+    runs.train_run(cfg, runtime.setup(cfg), TOK, train, ["pre"] * len(train), str(tmp_path / "c.pt"), iters=3)
     assert load_checkpoint(str(tmp_path / "c.pt"))["iter"] == 3
     assert "resumed" not in capsys.readouterr().out
 
@@ -122,29 +127,29 @@ def poison_loss_after(monkeypatch, n_good):
 
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data_dir, monkeypatch):
     cfg = tiny(tmp_path, f"--data_dir={data_dir}", "--save_interval_s=0")
-    train, _, _ = T.load_data(cfg, TOK)
+    train, _, _ = mdata.load_data(cfg, TOK)
     path = str(tmp_path / "ckpt.pt")
     poison_loss_after(monkeypatch, 4)
-    with pytest.raises(T.TrainingError, match=r"nan at step 4.*kept at") as e:
-        T.train_run(cfg, T.setup(cfg), TOK, train, ["post"] * len(train), path, atm=True)
+    with pytest.raises(errors.TrainingError, match=r"nan at step 4.*kept at") as e:
+        runs.train_run(cfg, runtime.setup(cfg), TOK, train, ["post"] * len(train), path, atm=True)
     assert path in str(e.value)
     ck = load_checkpoint(path)  # the checkpoint of step 4, untouched by the NaN step
     assert ck["iter"] == 4 and not ck["done"]
     assert all(torch.isfinite(v).all() for v in ck["learner"].values())
     # and training can go on from it once the cause is fixed (here: the poison removed)
     monkeypatch.undo()
-    T.train_run(dataclasses.replace(cfg, resume=True), T.setup(cfg), TOK, train, ["post"] * len(train), path,
+    runs.train_run(dataclasses.replace(cfg, resume=True), runtime.setup(cfg), TOK, train, ["post"] * len(train), path,
                 atm=True)
     assert load_checkpoint(path)["iter"] == cfg.max_iters
 
 
 def test_nonfinite_loss_before_any_save_says_so(tmp_path, data_dir, monkeypatch):
     cfg = tiny(tmp_path, f"--data_dir={data_dir}")  # save_interval_s=60: nothing saved in a few steps
-    train, _, _ = T.load_data(cfg, TOK)
+    train, _, _ = mdata.load_data(cfg, TOK)
     path = str(tmp_path / "ckpt.pt")
     poison_loss_after(monkeypatch, 2)
-    with pytest.raises(T.TrainingError, match="no checkpoint") as e:
-        T.train_run(cfg, T.setup(cfg), TOK, train, ["pre"] * len(train), path)
+    with pytest.raises(errors.TrainingError, match="no checkpoint") as e:
+        runs.train_run(cfg, runtime.setup(cfg), TOK, train, ["pre"] * len(train), path)
     assert "kept at" not in str(e.value)
     assert not os.path.exists(path)
 
@@ -161,18 +166,18 @@ class RunsCode:
 
 def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path, data_dir):
     cfg = tiny(tmp_path, f"--data_dir={data_dir}", "--resume")
-    train, _, _ = T.load_data(cfg, TOK)
+    train, _, _ = mdata.load_data(cfg, TOK)
     flag, path = tmp_path / "pwned", tmp_path / "ckpt.pt"
     torch.save({"learner": RunsCode(str(flag)), "iter": 3}, str(path))
     with pytest.raises(CheckpointError, match="refused"):
-        T.train_run(cfg, T.setup(cfg), TOK, train, ["pre"] * len(train), str(path))
+        runs.train_run(cfg, runtime.setup(cfg), TOK, train, ["pre"] * len(train), str(path))
     with pytest.raises(CheckpointError, match="refused"):  # the "finished earlier" path reads it the same way
-        T.trained(cfg, T.setup(cfg), TOK, train, ["pre"] * len(train), str(path))
+        runs.trained(cfg, runtime.setup(cfg), TOK, train, ["pre"] * len(train), str(path))
     assert not flag.exists()
     with open(path, "wb") as f:  # a bare pickle (not torch's zip format) as well
         pickle.dump({"learner": RunsCode(str(flag))}, f)
     with pytest.raises(CheckpointError):
-        T.train_run(cfg, T.setup(cfg), TOK, train, ["pre"] * len(train), str(path))
+        runs.train_run(cfg, runtime.setup(cfg), TOK, train, ["pre"] * len(train), str(path))
     assert not flag.exists()
 
 
@@ -242,7 +247,7 @@ def test_atm_pipeline_end_to_end_and_resume(tmp_path, capsys):
     assert 0 <= results["atm"]["label_agreement"] <= 1
     labels = json.loads((out / "labels.json").read_text())
     assert len(labels) == 48 and all(v["label"] in ("pre", "post") for v in labels.values())
-    assert {"pre_ok", "post_ok", "post_confidence"} <= set(next(iter(labels.values())))
+    assert {"pre_ok", "post_ok", "p_gold"} <= set(next(iter(labels.values())))
     for name in ("ckpt.pt", "baseline_pre.pt", "baseline_post.pt", "baseline_answer.pt"):
         assert load_checkpoint(str(out / name))["done"]
     assert load_checkpoint(str(out / "ckpt.pt"))["atm"] is True

@@ -32,7 +32,7 @@ def test_no_trap_reaches_the_training_data():
 
 
 def test_categories(data_dir):
-    from atm_min.examples import load_split
+    from atm_min.machinery.data import load_split
     _, test = load_split(data_dir)
     for e in test:
         c = category(e)

@@ -25,11 +25,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .answers import parse_output
-from .batches import perception_inputs, question_inputs
-from .evaluate import MODE_MARKS
-from .formats import format_prompt, normalize_ws
-from .perception import soft_prompt
+from ..answers import parse_output
+from ..batches import perception_inputs, question_inputs
+from ..formats import MODE_MARKS, format_prompt, normalize_ws
+from ..perception import soft_prompt
 
 STAGES = {  # stage -> where it happens (printed in each stage's header)
     "prompt": "atm_min/formats.py format_prompt, atm_min/tokenizer.py Tokenizer.encode",
@@ -99,9 +98,9 @@ def _generate(student, tok, prompt_ids, prefix, mode, max_new_tokens, explain, d
 
 @torch.no_grad()
 def trace_question(student, perception, tok, question: str, device="cpu", modes=(None,), max_new_tokens=96,
-                   explain=False, steer=True) -> dict:
+                   explain=False, routing="soft") -> dict:
     """Every stage's numbers for one question. modes: the generations to run, None = the student's own choice,
-    "pre"/"post" = forced (see evaluate.generate_texts). steer=False: a student trained with routing="hard",
+    "pre"/"post" = forced (see evaluate.generate_texts). routing="hard": a student trained with routing="hard",
     which never saw a soft prompt: its own choice is the perception's classifier's, forced with the marker.
     Returns a dict (format_trace prints it)."""
     student.eval()
@@ -109,7 +108,7 @@ def trace_question(student, perception, tok, question: str, device="cpu", modes=
     prompt_ids = tok.encode(prompt)
     t = dict(question=normalize_ws(question), prompt=prompt, prompt_ids=prompt_ids,
              prompt_pieces=[piece(tok, i) for i in prompt_ids], perception=perception is not None,
-             tokenizer=tok.name, steer=steer)
+             tokenizer=tok.name, routing=routing)
     wte = student.transformer.wte.weight.float()
     vocab_norms = wte.norm(dim=-1)  # (V,)
     t["wte_norm_median"] = vocab_norms.median().item()
@@ -126,7 +125,7 @@ def trace_question(student, perception, tok, question: str, device="cpu", modes=
                  inputs=getattr(perception, "inputs", "both"))
     # The student's first words, teacher-forced: how likely is each format's marker right after the prompt?
     t["marks"] = {}
-    if not steer:
+    if routing == "hard":
         prefix = None  # hard routing: the student generates without the soft prompt
     prefixes = {"with": prefix, "without": None} if prefix is not None else {"without": None}
     for name, pre in prefixes.items():
@@ -135,7 +134,7 @@ def trace_question(student, perception, tok, question: str, device="cpu", modes=
             ids = tok.encode(mark)
             fits = (0 if pre is None else pre.size(1)) + len(prompt_ids) + len(ids) - 1 <= student.config.block_size
             t["marks"][name][mode] = _marker_probs(student, prompt_ids, pre, ids, device) if fits else None
-    if not steer:  # the classifier's choice, made before the student writes anything
+    if routing == "hard":  # the classifier's choice, made before the student writes anything
         modes = [("post" if t["p_post"] > 0.5 else "pre") if m is None else m for m in modes]
     t["generations"] = [_generate(student, tok, prompt_ids, prefix, m, max_new_tokens, explain, device)
                         for m in modes]
@@ -203,7 +202,7 @@ def format_trace(t: dict) -> str:
         p = t["p_post"]
         lines.append(f"  sigmoid(mode_head(mean of the {len(t['prefix_norms'])} query outputs)) = {p:.3f}: "
                      f"the perception expects the student to {'answer first' if p > 0.5 else 'think first'}")
-        if not t["steer"]:
+        if t["routing"] == "hard":
             lines.append("  routing='hard': the student never saw the soft prompt; this classifier picks the mode "
                          "and the student is started with that mode's marker")
 

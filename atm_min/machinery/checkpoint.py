@@ -1,4 +1,5 @@
-"""Checkpoints that are safe to write (atomically) and safe to read (tensors and plain data only).
+"""Machinery: checkpoints that are safe to write (atomically) and safe to read (tensors and plain data only),
+and the Learner rebuilt from one.
 
 A checkpoint is one dict of tensors, numbers, strings, lists, tuples and dicts: model/optimiser state dicts,
 the config as a dict (config.config_to_dict), counters, and the RNG states from `rng_state()`. Keeping it to
@@ -16,11 +17,15 @@ import re
 import uuid
 import warnings
 from collections import OrderedDict
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
-from .errors import CheckpointError  # the project's one checkpoint error (model.py's GPT-2 loader raises it too)
+from ..learner import Learner, build_learner
+from ..model import GPT, GPTConfig
+from .config import TrainConfig
+from .errors import CheckpointError  # the project's one checkpoint error (gpt2.py's GPT-2 loader raises it too)
 
 
 # What a checkpoint may hold: the types torch.load(weights_only=True) rebuilds without importing anything else.
@@ -170,3 +175,46 @@ def set_rng_state(state: dict) -> None:
             torch.cuda.set_rng_state(s.cpu(), i)
     if "mps" in state and hasattr(torch, "mps") and torch.backends.mps.is_available():
         torch.mps.set_rng_state(state["mps"].cpu())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The Learner in a checkpoint (runs.py train_run's save(): learner, optimizer, iter, done, config, model_args,
+# tokenizer, atm, rng)
+
+def load_learner_state(learner: Learner, state: dict, path: str) -> None:
+    """learner.load_state_dict(state). A checkpoint of another shape (other sizes, tokenizer or mechanism) is a
+    CheckpointError naming the file and the first mismatch, not torch's page-long list of them."""
+    try:
+        learner.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as e:
+        raise _mismatch(path, e) from e
+
+
+def saved_config(ck: dict) -> SimpleNamespace:
+    """The settings checkpoint dict ck was trained with: its saved config over TrainConfig's defaults. A setting
+    newer than the checkpoint gets its default, and every new setting's default is the behaviour from before it
+    existed (e.g. soft_prompt="free"), so an older checkpoint is rebuilt as the model it was."""
+    saved = ck.get("config")
+    return SimpleNamespace(**{**TrainConfig().__dict__, **(saved if isinstance(saved, dict) else {})})
+
+
+def learner_from_checkpoint(ck: dict, cfg, path: str = "the checkpoint") -> Learner:
+    """The Learner saved in checkpoint dict ck (train.py's save()); cfg gives the perception's sizes (normally
+    saved_config(ck)). Raises CheckpointError when the checkpoint does not match this code's model."""
+    try:
+        learner = build_learner(cfg, GPT(GPTConfig(**ck["model_args"])), atm=ck["atm"])
+    except (TypeError, ValueError, KeyError, AssertionError) as e:  # unknown model_args, sizes that do not divide
+        raise _mismatch(path, e) from e
+    load_learner_state(learner, ck["learner"], path)
+    return learner
+
+
+def _mismatch(path: str, e: Exception) -> CheckpointError:
+    # torch's message starts "Error(s) in loading state_dict for Learner:" and then lists every tensor.
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("Error(s) in loading")]
+    detail = lines[0] if lines else type(e).__name__
+    if len(detail) > 200:  # "Missing key(s) in state_dict: ..." lists every key
+        detail = detail[:200].rsplit(" ", 1)[0] + " ..."
+    return CheckpointError(f"{path} does not match the model it is loaded into ({detail}): it was saved with "
+                           f"other settings (sizes, tokenizer, mechanism) or by other code. Use the settings it "
+                           f"was trained with, or train afresh in another --out_dir")

@@ -106,7 +106,7 @@ def time_training_steps(steps: int, seed: int = 0, threads: int = 0) -> float:
     tokens, the synthetic suite's mean length) on random tokens: the unit of work `bench.py --only parallel`
     gives to one process or to several. A module-level function, so a worker process can import it."""
     from .config import TrainConfig
-    from .model import GPT, GPTConfig
+    from ..model import GPT, GPTConfig
     _init_worker(threads)
     cfg = TrainConfig()
     torch.manual_seed(seed)

@@ -25,7 +25,7 @@ import re
 from collections import defaultdict
 
 from .errors import DataError
-from .examples import write_text_atomic
+from .data import write_text_atomic
 
 FIGURES = ("loss", "tradeoff", "p_post", "attention")
 # Fixed colours for the mechanisms the project knows, so a mechanism looks the same in every figure.
@@ -260,8 +260,8 @@ def attention_maps(student, perception, tok, questions, device="cpu"):
     """[(question pieces, p(answer first), (P, 1+T) attention of the last block averaged over heads)]."""
     import torch
 
-    from .batches import perception_inputs, question_inputs
-    from .perception import soft_prompt
+    from ..batches import perception_inputs, question_inputs
+    from ..perception import soft_prompt
     from .trace import piece
 
     out = []
@@ -371,7 +371,7 @@ def other_numbers(results: dict, mechs: dict) -> list[str]:
 def write_report(out_dir: str, plot_command: str, results: dict, figures: dict, notes: list[str],
                  ck_config: dict | None) -> str:
     """out_dir/report.md: commands, the results table, the figures (relative paths) and notes."""
-    from .evaluate import format_table
+    from .tables import format_table
     mechs = mechanisms(results)
     train_cmd, source = training_command(out_dir, results, ck_config)
     lines = [f"# Report: {os.path.basename(os.path.abspath(out_dir))}", "",

@@ -1,0 +1,146 @@
+"""Machinery: one student's training run around the teaching loop (atm_min/training.py train): a fresh or
+pretrained student, resume from a checkpoint, progress and log.jsonl, timed saves, a save on Ctrl-C, and a
+finished run reused instead of trained again."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+import torch.nn as nn
+
+from ..batches import encode_items
+from ..learner import build_learner
+from ..model import GPT, GPTConfig
+from ..training import make_optimizer, train
+from .checkpoint import (learner_from_checkpoint, load_checkpoint, load_learner_state, rng_state, save_checkpoint,
+                         saved_config, set_rng_state)
+from .config import TrainConfig, config_to_dict
+from .errors import CheckpointError, TrainingError
+from .gpt2 import from_pretrained
+from .progress import Progress
+
+
+def build_student(cfg, vocab_size: int) -> GPT:
+    """A fresh student for TrainConfig cfg: from scratch, or GPT-2 weights (cfg.init_from)."""
+    if cfg.init_from == "scratch":
+        return GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab_size, n_layer=cfg.n_layer,
+                             n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
+                             attn_impl=cfg.attn_impl))
+    # Pretrained GPT-2: its own shapes; our block_size may be shorter (the position table is cropped).
+    return from_pretrained(cfg.init_from, dropout=cfg.dropout, attn_impl=cfg.attn_impl, block_size=cfg.block_size)
+
+
+def train_run(cfg: TrainConfig, rt, tok, examples, modes, ckpt_path: str, atm: bool = False,
+              iters: int | None = None, seed: int = 0, desc: str = "train", on_step=None, show: bool = True):
+    """Train one student (plus the perception module if atm) on `examples`, formatted in `modes`, for `iters`
+    optimiser steps. Resumes from ckpt_path when cfg.resume and it exists; returns (student, perception).
+    `seed` fixes the initialisation and the data order, so a run is the same whatever ran before it (in this
+    process or another). on_step(it) is called after each step (tests use it to simulate a crash); show=False
+    keeps the progress off the screen (worker processes), the log.jsonl records are written either way."""
+    iters = iters or cfg.max_iters
+    torch.manual_seed(seed)
+    learner = build_learner(cfg, build_student(cfg, tok.vocab_size), atm).to(rt.device)
+    student, perception = learner.student, learner.perception
+    if perception is not None and cfg.freeze_student:
+        student.requires_grad_(False)
+    optimizer = make_optimizer(cfg, learner, rt.device)
+    items = encode_items(tok, examples, modes)
+
+    start = 0
+    if cfg.resume and os.path.exists(ckpt_path):
+        ck = load_checkpoint(ckpt_path, map_location=rt.device)
+        load_learner_state(learner, ck["learner"], ckpt_path)  # another model's checkpoint: a CheckpointError
+        optimizer.load_state_dict(ck["optimizer"])
+        set_rng_state(ck["rng"])
+        start = ck["iter"]
+        if rt.master:
+            print(f"{desc}: resumed from {ckpt_path} at step {start}/{iters}")
+    state = {"it": start, "last_save": time.time(), "t0": time.time(), "tokens": 0}
+
+    def save(done: bool):
+        if rt.master:
+            save_checkpoint(ckpt_path, {
+                "learner": learner.state_dict(), "optimizer": optimizer.state_dict(), "iter": state["it"],
+                "done": done, "config": config_to_dict(cfg), "model_args": student.config.__dict__,
+                "tokenizer": tok.name, "atm": atm, "rng": rng_state()})
+
+    model = learner
+    if cfg.compile:
+        model = torch.compile(model)
+    if rt.world > 1:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[rt.device] if "cuda" in rt.device else None)
+    progress = Progress(desc, iters, initial=start, enabled=rt.master,
+                        log_path=os.path.join(cfg.out_dir, "log.jsonl"), show=show)
+
+    def step_done(it, lr, lm_loss, aux, tokens):  # the loop's hook: progress, log, timed saves, the test hook
+        state["it"] = it
+        state["tokens"] += tokens
+        progress.advance()
+        if it % cfg.log_interval == 0 or it == iters:
+            elapsed = time.time() - state["t0"]
+            metrics = {"loss": lm_loss.item(), **({"aux": aux.item()} if atm else {})}
+            progress.log(it, {desc: metrics}, lr=lr, tok_s=state["tokens"] / elapsed, elapsed_s=elapsed)
+        if time.time() - state["last_save"] > cfg.save_interval_s:
+            save(done=False)
+            state["last_save"] = time.time()
+        if on_step is not None:
+            on_step(it)
+
+    try:
+        train(learner, optimizer, items, cfg, rt, iters, seed, start=start, model=model, on_step=step_done)
+    except KeyboardInterrupt:
+        save(done=False)
+        progress.close()
+        raise
+    except FloatingPointError as e:
+        kept = (f"the last good checkpoint is kept at {ckpt_path}" if os.path.exists(ckpt_path) else
+                "no checkpoint had been saved yet (one is written every save_interval_s)")
+        raise TrainingError(f"{desc}: {e}; {kept} (try a lower --lr)") from None
+    progress.close()
+    save(done=True)
+    return student, perception
+
+
+def model_keys() -> tuple[str, ...]:
+    """The settings that decide which model a checkpoint holds: those that build_student and build_learner read
+    (found by building one on the meta device through a recording config, so this list cannot drift from the
+    code), plus the tokenizer. dropout and attn_impl are read too but change how it computes, not its weights."""
+    seen = set()
+
+    class Recorder:
+        def __getattr__(self, name):
+            seen.add(name)
+            return getattr(TrainConfig(), name)
+
+    with torch.device("meta"):
+        build_learner(Recorder(), build_student(Recorder(), 257), atm=True)
+    return tuple(sorted(seen - {"dropout", "attn_impl"})) + ("tokenizer",)
+
+
+def load_finished(cfg: TrainConfig, rt, tok, ckpt_path: str):
+    """(student, perception) from a finished run's checkpoint, or None if there is none to reuse."""
+    if not (cfg.resume and os.path.exists(ckpt_path)):
+        return None
+    ck = load_checkpoint(ckpt_path, map_location=rt.device)
+    if not ck.get("done"):
+        return None
+    saved = ck.get("config", {})
+    changed = [k for k in model_keys() if k in saved and saved[k] != getattr(cfg, k)]
+    if changed:  # reusing it would silently evaluate another model than the one asked for
+        raise CheckpointError(f"{ckpt_path} is a finished run with other settings ("
+                              + ", ".join(f"{k}={saved[k]!r}, now {getattr(cfg, k)!r}" for k in changed)
+                              + "): use another --out_dir, or drop --resume to train again")
+    learner = learner_from_checkpoint(ck, saved_config(ck), ckpt_path).to(rt.device)  # the model that was saved
+    return learner.student, learner.perception
+
+
+def trained(cfg, rt, tok, examples, modes, ckpt_path, **kw):
+    """A finished student from ckpt_path if --resume found one, else a training run."""
+    done = load_finished(cfg, rt, tok, ckpt_path)
+    if done is not None:
+        if rt.master:
+            print(f"{kw.get('desc', 'train')}: finished earlier, loaded {ckpt_path}")
+        return done
+    return train_run(cfg, rt, tok, examples, modes, ckpt_path, **kw)

@@ -1,0 +1,41 @@
+"""Machinery: the plain-text tables train.py and sample.py print (results by group and mechanism; k-fold evidence)."""
+
+from __future__ import annotations
+
+
+def format_table(results: dict) -> str:
+    """A plain-text table: one row per group (and overall), one block of columns per mechanism: accuracy, the
+    share of questions answered first (post%) and generated tokens per question."""
+    mechs = list(results)
+    groups = sorted({g for r in results.values() for g in r["by_group"]})
+    w = 19  # "  0.995  49%  29.5"
+    head1 = f"{'':<14}" + "".join(f"{m:>{w}}" for m in mechs)
+    head2 = f"{'group':<14}" + f"{'acc  post%   tok':>{w}}" * len(mechs)
+    lines = [head1, head2, "-" * len(head2)]
+
+    def row(name, stats):
+        cells = ""
+        for m in mechs:
+            s = stats(m)
+            cells += f"{s['accuracy']:>7.3f}{100 * s['post_fraction']:>5.0f}%{s['avg_new_tokens']:>6.1f}" \
+                if s else " " * w
+        return f"{name:<14}" + cells
+
+    for g in groups:
+        lines.append(row(g, lambda m: results[m]["by_group"].get(g)))
+    lines.append(row("ALL", lambda m: results[m]))
+    lines.append(f"{'ms/question':<14}" + "".join(f"{results[m]['ms_per_question']:>{w}.2f}" for m in mechs))
+    return "\n".join(lines)
+
+
+
+def format_label_counts(counts: dict) -> str:
+    """evidence_counts as a plain-text table, one row per group."""
+    cols = ("n", "pre_only", "post_only", "both", "neither", "label_post")
+    head = f"{'k-fold evidence':<16}" + "".join(f"{c.replace('_', ' '):>11}" for c in cols)
+    rows = [head, "-" * len(head)]
+    for g, c in counts.items():
+        if g != "ALL":
+            rows.append(f"{g:<16}" + "".join(f"{c[k]:>11}" for k in cols))
+    rows.append(f"{'ALL':<16}" + "".join(f"{counts['ALL'][k]:>11}" for k in cols))
+    return "\n".join(rows)

@@ -1,0 +1,81 @@
+"""The training loop: forward, loss, backward, clip, step, with a warmup + cosine learning-rate schedule.
+
+One loop trains every student of the project: a pre, post or answer-only baseline, a k-fold student, or the ATM
+student with its perception module (the Learner's forward gives the loss either way). What makes a run robust --
+checkpoints and resume, progress bars and logs, saving on Ctrl-C, friendly errors -- is machinery around this
+loop (atm_min/machinery/runs.py), plugged in through one hook, on_step, which does nothing by default (as
+minGPT's trainer callbacks do).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+
+import torch
+import torch.nn as nn
+
+from .batches import batch_indices, collate, micro_batch
+
+
+def lr_at(cfg, it: int, iters: int) -> float:
+    """Linear warmup to cfg.lr over cfg.warmup_iters steps, then cosine decay to cfg.min_lr at the last step."""
+    if it < cfg.warmup_iters:
+        return cfg.lr * (it + 1) / cfg.warmup_iters
+    progress = (it - cfg.warmup_iters) / max(1, iters - cfg.warmup_iters)
+    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * min(1.0, progress))) * (cfg.lr - cfg.min_lr)
+
+
+def make_optimizer(cfg, model: nn.Module, device: str):
+    """AdamW; weight decay on matrices only (not on biases, LayerNorm gains). Fused kernel on CUDA."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                             fused=device.startswith("cuda"))
+
+
+def train(learner, optimizer, items, cfg, rt, iters: int, seed: int, start: int = 0, model=None, on_step=None):
+    """Train `learner` (a Learner: student + optional perception) on `items` (batches.encode_items) from step
+    `start` to step `iters`, in place.
+
+    cfg: the settings the loop reads (batch_size, grad_accum, aux_weight, grad_clip and lr_at's); rt: where it
+    runs (device, ctx = autocast or a no-op, scaler = GradScaler for float16 or None, rank, world for DDP).
+    seed fixes the data order: batch `it` is a function of (seed, it) alone, so a resumed run sees the batches
+    the uninterrupted one would have seen. model: what computes the forward (learner itself, or learner compiled
+    or wrapped in DDP). on_step(it, lr, lm_loss, aux, tokens) runs after every optimiser step (it = steps done,
+    tokens = target tokens in that step); a non-finite loss raises FloatingPointError before any update."""
+    model = model if model is not None else learner
+    global_batch = cfg.batch_size * cfg.grad_accum * rt.world  # sequences per optimiser step, all ranks
+    learner.train()
+    it = start
+    while it < iters:
+        lr = lr_at(cfg, it, iters)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        indices = batch_indices(len(items), seed, it, global_batch)
+        tokens = 0
+        for micro in range(cfg.grad_accum):
+            batch = collate([items[i] for i in micro_batch(indices, micro, rt.rank, rt.world, cfg.batch_size)],
+                            rt.device)
+            tokens += int((batch["y"] != -1).sum()) * rt.world
+            sync = micro == cfg.grad_accum - 1  # DDP: all-reduce gradients only on the last micro-step
+            with (model.no_sync() if rt.world > 1 and not sync else nullcontext()), rt.ctx:
+                loss, lm_loss, aux = model(**batch, aux_weight=cfg.aux_weight)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the loss became {loss.item()} at step {it}")
+            loss = loss / cfg.grad_accum  # the gradients of grad_accum micro-batches add up to one batch's mean
+            (rt.scaler.scale(loss) if rt.scaler else loss).backward()
+        if rt.scaler:
+            rt.scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(learner.parameters(), cfg.grad_clip)
+        if rt.scaler:
+            rt.scaler.step(optimizer)
+            rt.scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        it += 1
+        if on_step is not None:
+            on_step(it, lr, lm_loss, aux, tokens)

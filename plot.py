@@ -27,6 +27,7 @@ def attention_figure(out_dir: str, path: str, R):
     from atm_min.machinery.checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
     from atm_min.machinery.data import load_examples
     from atm_min.machinery.gpt2 import get_tokenizer
+    from atm_min.machinery.trace import attention_maps
 
     ckpt = os.path.join(out_dir, "ckpt.pt")
     if not os.path.isfile(ckpt):
@@ -51,7 +52,7 @@ def attention_figure(out_dir: str, path: str, R):
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return config, f"attention: could not rebuild the ATM student ({first})"
     learner.eval()
-    R.plot_attention(R.attention_maps(learner.student, learner.perception, tok, questions), path)
+    R.plot_attention(attention_maps(learner.student, learner.perception, tok, questions), path)
     return config, None
 
 

@@ -56,7 +56,7 @@ def test_plot_writes_four_pngs_and_the_report(run, capsys):
     for name in R.FIGURES:  # embedded with paths relative to report.md, so the folder can be handed out
         assert f"](plots/{name}.png)" in report
     results = json.loads((run / "results.json").read_text())
-    assert format_table(R.table_ready(R.mechanisms(results))) in report  # the table train.py prints
+    assert format_table(R.mechanisms(results)) in report  # the table train.py prints
     # the command lines that made it: the training command (from ckpt.pt's config) and the plot command
     train_cmd = re.search(r"^python train\.py .*$", report, re.M).group(0)
     assert f"--out_dir={run}" in train_cmd and "--n_layer=1" in train_cmd and "--max_train=48" in train_cmd

@@ -72,9 +72,12 @@ def read_jsonl(path: str) -> tuple[list[dict], int]:
 
 
 def mechanisms(results: dict) -> dict:
-    """The entries of results.json that are mechanisms (they have an accuracy and a token cost), in file order."""
+    """The entries of results.json that are mechanisms (train.py's summaries: an accuracy, a token cost and the
+    rest of the table's columns), in file order."""
     return {k: v for k, v in results.items()
-            if isinstance(v, dict) and _number(v.get("accuracy")) and _number(v.get("avg_new_tokens"))}
+            if isinstance(v, dict) and _number(v.get("accuracy")) and _number(v.get("avg_new_tokens"))
+            and _number(v.get("post_fraction")) and _number(v.get("ms_per_question"))
+            and isinstance(v.get("by_group"), dict)}
 
 
 def _number(x) -> bool:
@@ -256,25 +259,6 @@ def pick_questions(examples, n: int = 4):
     return (picked or list(examples))[:n]
 
 
-def attention_maps(student, perception, tok, questions, device="cpu"):
-    """[(question pieces, p(answer first), (P, 1+T) attention of the last block averaged over heads)]."""
-    import torch
-
-    from ..batches import perception_inputs, question_inputs
-    from ..perception import soft_prompt
-    from .trace import piece
-
-    out = []
-    with torch.no_grad():
-        for q in questions:
-            q_ids, feats = question_inputs(tok, q)
-            _, logit, atts = soft_prompt(perception, student, *perception_inputs([q_ids], [feats], device),
-                                         return_att=True)
-            out.append(([piece(tok, i) for i in q_ids], torch.sigmoid(logit.float()).item(),
-                        atts[-1][0].float().mean(dim=0).cpu().numpy()))
-    return out
-
-
 def plot_attention(maps, path: str) -> None:
     plt = _plt()
     fig, axes = plt.subplots(len(maps), 1, figsize=(max(6.0, 0.28 * max(len(m[0]) for m in maps) + 2.5),
@@ -297,46 +281,20 @@ def plot_attention(maps, path: str) -> None:
 
 # ----------------------------------------------------------------------------------------------------- report
 
-def training_command(out_dir: str, results: dict, ck_config: dict | None) -> tuple[str | None, str]:
-    """(the training command, where it came from). A command recorded by the run wins (results.json's
-    "command"/"cmdline", or out_dir/cmdline.txt); otherwise one is rebuilt from the checkpoint's config: the
-    settings that differ from TrainConfig's defaults (the same run, if the defaults have not changed since)."""
+def training_command(results: dict, ck_config: dict | None) -> tuple[str | None, str]:
+    """(the training command, where it came from): the one train.py recorded (results.json's run.command), else
+    one rebuilt from the checkpoint's config: the settings that differ from TrainConfig's defaults (the same run,
+    if the defaults have not changed since)."""
     run = results.get("run") if isinstance(results.get("run"), dict) else {}
-    for key in ("command", "cmdline"):
-        v = run.get(key, results.get(key))  # train.py writes results["run"]["command"]
-        if isinstance(v, list) and all(isinstance(x, str) for x in v):
-            v = " ".join(v)
-        if isinstance(v, str) and v.strip():
-            return v.strip(), f"results.json's {key!r}"
-    path = os.path.join(out_dir, "cmdline.txt")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            text = f.read().strip()
-        if text:
-            return text, "cmdline.txt"
-    cfg = ck_config if isinstance(ck_config, dict) else results.get("config")
-    if isinstance(cfg, dict):
+    if isinstance(run.get("command"), str) and run["command"].strip():
+        return run["command"].strip(), "results.json's run.command"
+    if isinstance(ck_config, dict):
         from .config import TrainConfig
         defaults = TrainConfig().__dict__
-        args = [f"--{k}={v}" for k, v in cfg.items() if k in defaults and v != defaults[k]]
+        args = [f"--{k}={v}" for k, v in ck_config.items() if k in defaults and v != defaults[k]]
         return "python train.py " + " ".join(args), ("rebuilt from ckpt.pt's config: the settings that differ "
                                                       "from today's defaults")
-    return None, "no record of the training command (no cmdline, no config in ckpt.pt)"
-
-
-def table_ready(mechs: dict) -> dict:
-    """format_table needs every key; an entry written by other code may lack some (then shown as nan)."""
-    out = {}
-    for k, m in mechs.items():
-        m = dict(m)
-        m.setdefault("n", 0)
-        m.setdefault("post_fraction", float("nan"))
-        m.setdefault("ms_per_question", float("nan"))
-        by_group = m.get("by_group") if isinstance(m.get("by_group"), dict) else {}
-        m["by_group"] = {g: {"post_fraction": float("nan"), **s} for g, s in by_group.items()
-                         if isinstance(s, dict) and _number(s.get("accuracy")) and _number(s.get("avg_new_tokens"))}
-        out[k] = m
-    return out
+    return None, "no record of the training command (no run.command in results.json, no config in ckpt.pt)"
 
 
 STANDARD_KEYS = {"accuracy", "n", "post_fraction", "avg_new_tokens", "ms_per_question", "by_group"}
@@ -363,7 +321,7 @@ def other_numbers(results: dict, mechs: dict) -> list[str]:
             if k not in STANDARD_KEYS:
                 lines += _markdown(f"{name} {k}", v)
     for k, v in results.items():
-        if k not in mechs and k not in ("command", "cmdline"):
+        if k not in mechs:
             lines += _markdown(k, v)
     return lines
 
@@ -373,7 +331,7 @@ def write_report(out_dir: str, plot_command: str, results: dict, figures: dict, 
     """out_dir/report.md: commands, the results table, the figures (relative paths) and notes."""
     from .tables import format_table
     mechs = mechanisms(results)
-    train_cmd, source = training_command(out_dir, results, ck_config)
+    train_cmd, source = training_command(results, ck_config)
     lines = [f"# Report: {os.path.basename(os.path.abspath(out_dir))}", "",
              "Written by the plot command from the files the training run left in its out_dir. The figures are "
              "PNGs in `plots/`, beside this file.", "", "## Commands", "", "```bash"]
@@ -382,7 +340,7 @@ def write_report(out_dir: str, plot_command: str, results: dict, figures: dict, 
     lines += [plot_command, "```", "", f"Training command: {source}." if train_cmd else f"Note: {source}.", "",
               "## Results", "", "Accuracy, share of questions answered first (post%) and generated tokens per "
               "question, by group and overall (the table `train.py` prints):", "", "```text",
-              format_table(table_ready(mechs)), "```", ""]
+              format_table(mechs), "```", ""]
     extra = other_numbers(results, mechs)
     if extra:
         lines += ["Other numbers in `results.json`:", ""] + extra + [""]

@@ -240,3 +240,16 @@ def format_trace(t: dict) -> str:
         lines.append(f"    mode: {mode_names[g['read_mode']]}; answer: "
                      f"{g['answer'] if g['answer'] is not None else '(none)'}; rationale: {g['rationale'] or '(none)'}")
     return "\n".join(lines)
+
+
+def attention_maps(student, perception, tok, questions, device="cpu"):
+    """[(question pieces, p(answer first), (P, 1+T) attention of the last block averaged over heads)]."""
+    out = []
+    with torch.no_grad():
+        for q in questions:
+            q_ids, feats = question_inputs(tok, q)
+            _, logit, atts = soft_prompt(perception, student, *perception_inputs([q_ids], [feats], device),
+                                         return_att=True)
+            out.append(([piece(tok, i) for i in q_ids], torch.sigmoid(logit.float()).item(),
+                        atts[-1][0].float().mean(dim=0).cpu().numpy()))
+    return out

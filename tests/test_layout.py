@@ -1,0 +1,61 @@
+"""The two layers: the teaching path (atm_min/*.py, read in README's order) imports nothing from the machinery
+(atm_min/machinery/), stays within its line budget, and README prints each file's real line count."""
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET = 1600  # lines, comments and docstrings included (issue: "read it in one sitting")
+
+
+def teaching_files() -> list[Path]:
+    return sorted(p for p in (ROOT / "atm_min").glob("*.py") if p.name != "__init__.py")
+
+
+def imported_modules(path: Path) -> list[str]:
+    """Every module a file imports, relative imports resolved against the atm_min package."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(filter(None, ["atm_min" if node.level else "", node.module or ""]))
+            out.append(base)
+            out += [f"{base}.{a.name}" for a in node.names]  # `from . import machinery`
+    return out
+
+
+def readme_reading_order() -> dict[str, int]:
+    """{path: lines} from README's reading-order table rows `| atm_min/x.py | 123 | ... |`."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^\| `(atm_min/\w+\.py)` \| (\d+) \|", text, re.M)}
+
+
+def test_teaching_files_import_nothing_from_the_machinery():
+    for path in teaching_files():
+        bad = [m for m in imported_modules(path) if "machinery" in m.split(".")]
+        assert not bad, f"{path.name} imports the machinery: {bad}"
+
+
+def test_machinery_is_a_subpackage_and_nothing_else_hides_in_atm_min():
+    assert (ROOT / "atm_min" / "machinery" / "__init__.py").is_file()
+    assert [p.name for p in (ROOT / "atm_min").iterdir() if p.is_dir() and p.name != "__pycache__"] == ["machinery"]
+
+
+def test_teaching_path_fits_its_line_budget_and_readme_prints_the_real_counts():
+    counts = {f"atm_min/{p.name}": len(p.read_text(encoding="utf-8").splitlines()) for p in teaching_files()}
+    assert sum(counts.values()) <= BUDGET, f"teaching path: {sum(counts.values())} lines > {BUDGET}"
+    listed = readme_reading_order()
+    assert set(listed) == set(counts), "README's reading order must list every teaching file, and only those"
+    wrong = {f: (listed[f], n) for f, n in counts.items() if listed[f] != n}
+    assert not wrong, f"README's line counts are stale (README, real): {wrong}"
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"{sum(counts.values())} lines in all" in text
+
+
+def test_the_check_would_catch_a_machinery_import(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text("from .machinery.checkpoint import save_checkpoint\nfrom . import machinery\nimport os\n")
+    assert [m for m in imported_modules(f) if "machinery" in m.split(".")] == [
+        "atm_min.machinery.checkpoint", "atm_min.machinery.checkpoint.save_checkpoint", "atm_min.machinery"]

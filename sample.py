@@ -96,6 +96,9 @@ def load_model(path: str, device: str, tokenizer_path: str = ""):
     if missing:
         raise SampleError(f"{path} is not a train.py checkpoint (no {', '.join(missing)})")
     saved = saved_config(ck)  # the perception's sizes live in the run's config
+    if ck["atm"] and saved.decider == "router":
+        raise SampleError(f"{path} holds a router (--decider=router), no student: ask the students it routes to, "
+                          f"{os.path.join(os.path.dirname(path), 'baseline_pre.pt')} and baseline_post.pt (--ckpt)")
     learner = learner_from_checkpoint(ck, saved, path)  # a mismatch is a CheckpointError
     student, perception = learner.student, learner.perception
     # e.g. GPT-2 BPE offline without --tokenizer_path: a TokenizerError that says what to do

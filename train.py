@@ -21,8 +21,8 @@ import time
 
 import torch.distributed as dist
 
-from atm_min.evaluate import (agreement, oracle_summary, post_probabilities, random_routing_summary, summarize,
-                              timed_answers)
+from atm_min.evaluate import (agreement, mode_token_answers, oracle_summary, post_probabilities,
+                              random_routing_summary, routed_answers, summarize, timed_answers)
 from atm_min.labels import answer_first_confidence, evidence_counts, fold_ids, held_out_evidence, label, \
     shuffled_labels
 from atm_min.machinery.config import TrainConfig, parse_args
@@ -30,7 +30,7 @@ from atm_min.machinery.data import load_data, write_text_atomic
 from atm_min.machinery.errors import ProjectError
 from atm_min.machinery.gpt2 import get_tokenizer
 from atm_min.machinery.jobs import Job, run_all, write_json
-from atm_min.machinery.runs import trained
+from atm_min.machinery.runs import finished_student, reference_baselines, trained
 from atm_min.machinery.runtime import Runtime, setup
 from atm_min.machinery.tables import format_label_counts, format_table
 
@@ -54,13 +54,17 @@ def fold_students(cfg: TrainConfig, train) -> list[Job]:
 
 def compared_students(cfg: TrainConfig, train) -> list[Job]:
     """The students compared on the test set: cfg.mechanism's, and with atm + baselines the pre, post and
-    answer-only students of the same size and budget. The atm job's modes are its labels, filled in later."""
+    answer-only students of the same size and budget. The atm job's modes are its labels, filled in later. A
+    router (cfg.decider) sends questions to the pre and post baselines, so it needs them and runs after them."""
     everything = list(range(len(train)))
     mechs = ["pre", "post", "answer"] if cfg.mechanism == "atm" and cfg.baselines else []
+    router = cfg.mechanism == "atm" and cfg.decider == "router"
+    mechs = mechs or (["pre", "post"] if router else [])
     jobs = [Job(m, everything, [m] * len(train), os.path.join(cfg.out_dir, f"baseline_{m}.pt"), cfg.seed)
             for m in mechs]
     jobs.append(Job(cfg.mechanism, everything, [] if cfg.mechanism == "atm" else [cfg.mechanism] * len(train),
-                    os.path.join(cfg.out_dir, "ckpt.pt"), cfg.seed, atm=cfg.mechanism == "atm"))
+                    os.path.join(cfg.out_dir, "ckpt.pt"), cfg.seed, atm=cfg.mechanism == "atm",
+                    after=("pre", "post") if router else ()))
     return jobs
 
 
@@ -74,13 +78,16 @@ def run_job(cfg: TrainConfig, job: Job, train, test, rt: Runtime | None = None, 
                                   iters=job.iters or None, seed=job.seed, desc=job.name, show=show)
     out = None
     if rt.master and job.held_out is not None:
-        out = {"held_out": job.held_out, **held_out_evidence(student, tok, [train[i] for i in job.held_out],
-                                                             job.mode, rt.device, cfg.eval_batch_size,
-                                                             cfg.max_new_tokens, ctx=rt.ctx)}
+        out = {"held_out": job.held_out, **held_out_evidence(
+            student, tok, [train[i] for i in job.held_out], job.mode, rt.device, cfg.eval_batch_size,
+            cfg.max_new_tokens, ctx=rt.ctx, samples=cfg.label_samples, temperature=cfg.label_temperature,
+            seed=job.seed)}
+        if cfg.label_samples:  # which samples the pass rates come from (jobs.read_cached checks them)
+            out.update(label_samples=cfg.label_samples, label_temperature=cfg.label_temperature)
         write_json(job.cache, out)
         os.remove(job.ckpt)  # the evidence is what we keep; fold students can be large
     elif rt.master:
-        out = answer_test_set(cfg, rt, tok, student, perception, test)
+        out = answer_test_set(cfg, rt, tok, student, perception, test, atm=job.atm)
         if job.name == "post" and cfg.mechanism == "atm":  # its p(gold answer): the test-set oracle label
             out["p_gold"] = answer_first_confidence(student, tok, test, rt.device, cfg.eval_batch_size, ctx=rt.ctx)
         if job.atm:
@@ -94,10 +101,20 @@ def run_job(cfg: TrainConfig, job: Job, train, test, rt: Runtime | None = None, 
     return out
 
 
-def answer_test_set(cfg: TrainConfig, rt: Runtime, tok, student, perception, test) -> dict:
+def answer_test_set(cfg: TrainConfig, rt: Runtime, tok, student, perception, test, atm: bool = False) -> dict:
     """Greedy answers to the test set: {summary, records}. With routing="hard" (an ablation) the perception's
     classifier picks each question's mode and the student is started with that mode's marker (it never saw a
-    soft prompt)."""
+    soft prompt). The ATM job's other deciders: "mode_token", the student's first token decides; "router",
+    `perception` is the router and the pre and post baselines answer the questions it sends them."""
+    args = (tok, test, rt.device, cfg.eval_batch_size, cfg.max_new_tokens)
+    if atm and cfg.decider == "mode_token":
+        records, ms = timed_answers(student, *args, cfg.mode_threshold, rt.ctx, answer=mode_token_answers)
+        return {"summary": summarize(records, ms), "records": records}
+    if atm and cfg.decider == "router":
+        specialists = {m: finished_student(os.path.join(cfg.out_dir, f"baseline_{m}.pt"), rt.device)
+                       for m in ("pre", "post")}
+        records, ms = timed_answers(perception, specialists, *args, rt.ctx, answer=routed_answers)
+        return {"summary": summarize(records, ms), "records": records}
     force = "classifier" if perception is not None and cfg.routing == "hard" else None
     records, ms = timed_answers(student, tok, test, rt.device, cfg.eval_batch_size, cfg.max_new_tokens,
                                 perception=perception, explain=cfg.explain, ctx=rt.ctx, force=force,
@@ -110,19 +127,22 @@ def kfold_labels(cfg: TrainConfig, train, evidence: dict, show: bool = True) -> 
     write out_dir/labels.json. Returns (labels, counts per group of who was right)."""
     n = len(train)
     ok, p_gold = {"pre": [None] * n, "post": [None] * n}, [None] * n
+    rate = {"pre": [None] * n, "post": [None] * n}  # pass rates of sampled answers (label_samples > 0)
     for name, ev in evidence.items():
         mode = name.split()[-1]
         for j, i in enumerate(ev["held_out"]):
             ok[mode][i] = ev["correct"][j]
+            rate[mode][i] = ev["pass_rate"][j] if cfg.label_samples else None
             if mode == "post":
                 p_gold[i] = ev["p_gold"][j]
-    labels = [label(ok["pre"][i], ok["post"][i], cfg.label_rule, cfg.label_default, p_gold[i], cfg.post_confidence)
-              for i in range(n)]
+    labels = [label(ok["pre"][i], ok["post"][i], cfg.label_rule, cfg.label_default, p_gold[i], cfg.post_confidence,
+                    (rate["pre"][i], rate["post"][i]), cfg.label_delta) for i in range(n)]
     counts = evidence_counts([ex.group for ex in train], ok["pre"], ok["post"], labels)
     if cfg.label_source == "random":  # the ablation: the same post rate, no evidence
         labels = shuffled_labels(labels, cfg.seed)
     write_json(os.path.join(cfg.out_dir, "labels.json"), {
-        ex.id: {"label": lab, "pre_ok": ok["pre"][i], "post_ok": ok["post"][i], "p_gold": p_gold[i]}
+        ex.id: {"label": lab, "pre_ok": ok["pre"][i], "post_ok": ok["post"][i], "p_gold": p_gold[i],
+                **({"pre_rate": rate["pre"][i], "post_rate": rate["post"][i]} if cfg.label_samples else {})}
         for i, (ex, lab) in enumerate(zip(train, labels))}, indent=0)
     a = counts["ALL"]
     if show:
@@ -156,11 +176,18 @@ def main(argv):
         atm = results["atm"]
         atm["label_agreement"] = agreement(evals["atm"]["train_p_post"], labels)
         atm["label_counts"] = counts
+        # The test-set oracle label: the label rule on the pre and post baselines' test answers (pass_rate's
+        # samples exist for training questions only: confident_post there); from --evidence_from's baselines
+        # when this run trains none.
+        base = (evals["pre"]["records"], evals["post"]["records"], evals["post"]["p_gold"]) \
+            if "pre" in evals and "post" in evals else reference_baselines(cfg, rt, tok, test)
+        if base is not None:
+            rule = "confident_post" if cfg.label_rule == "pass_rate" else cfg.label_rule
+            test_labels = [label(a["correct"], b["correct"], rule, cfg.label_default, c, cfg.post_confidence)
+                           for a, b, c in zip(*base)]
+            atm["test_oracle_agreement"] = agreement([r["p_post"] for r in evals["atm"]["records"]], test_labels)
         if "pre" in evals and "post" in evals:
             pre, post = evals["pre"]["records"], evals["post"]["records"]
-            test_labels = [label(a["correct"], b["correct"], cfg.label_rule, cfg.label_default, c,
-                                 cfg.post_confidence) for a, b, c in zip(pre, post, evals["post"]["p_gold"])]
-            atm["test_oracle_agreement"] = agreement([r["p_post"] for r in evals["atm"]["records"]], test_labels)
             results["oracle"] = oracle_summary(pre, post)
             results["random"] = random_routing_summary(pre, post, atm["post_fraction"])
     table = dict(results)
@@ -170,7 +197,8 @@ def main(argv):
     if "atm" in results:
         atm = results["atm"]
         print(format_label_counts(atm["label_counts"]))
-        print(f"atm: the perception agrees with the k-fold labels on {100 * atm['label_agreement']:.1f}% of training "
+        who = {"soft_prompt": "the perception", "mode_token": "the mode token", "router": "the router"}[cfg.decider]
+        print(f"atm: {who} agrees with the k-fold labels on {100 * atm['label_agreement']:.1f}% of training "
               f"questions" + (f" and with the test-set oracle label on {100 * atm['test_oracle_agreement']:.1f}% of "
                               f"test questions" if "test_oracle_agreement" in atm else ""))
     print(f"wrote {os.path.join(cfg.out_dir, 'results.json')}; wall time {results['run']['wall_time_s']:.0f} s")

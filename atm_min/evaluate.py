@@ -14,7 +14,7 @@ import torch
 
 from .answers import is_correct, parse_output
 from .batches import pad_left, perception_inputs, question_inputs
-from .formats import MODE_MARKS, format_prompt, group_levels
+from .formats import MODE_MARKS, MODES, format_prompt, group_levels, mode_token_ids
 from .perception import soft_prompt
 
 # A forced mode starts the student's output with its marker (formats.MODE_MARKS, the first words of that mode's
@@ -111,12 +111,56 @@ def answer_records(examples, outs) -> list[dict]:
             for ex, o in zip(examples, outs, strict=True)]
 
 
-def timed_answers(*args, **kwargs):
-    """generate_answers plus the wall time per question in milliseconds."""
+def timed_answers(*args, answer=generate_answers, **kwargs):
+    """answer(*args, **kwargs) (generate_answers, mode_token_answers or routed_answers) plus the wall time per
+    question in milliseconds."""
     t0 = time.perf_counter()
-    records = generate_answers(*args, **kwargs)
+    records = answer(*args, **kwargs)
     ms = 1000 * (time.perf_counter() - t0) / max(1, len(records))
     return records, ms
+
+
+@torch.no_grad()
+def first_token_p_post(student, tok, questions, device, batch_size=256, ctx=None) -> list[float]:
+    """Decider "mode_token": for each raw question, p(answer token) / (p(answer token) + p(think token)) at the
+    student's first generated position (formats.mode_token_ids), from one forward pass over the prompt."""
+    student.eval()
+    think, answer = mode_token_ids(tok)
+    out = []
+    for s in range(0, len(questions), batch_size):
+        idx, pad_mask = pad_left([tok.encode(format_prompt(q)) for q in questions[s:s + batch_size]], tok.eot_id,
+                                 device)
+        with ctx if ctx is not None else torch.autocast(device_type="cpu", enabled=False):
+            logits, _ = student(idx, pad_mask=pad_mask)  # (B, T, V); the last column predicts the first token
+        out.extend(torch.softmax(logits[:, -1, [think, answer]].float(), dim=-1)[:, 1].tolist())
+    return out
+
+
+def mode_token_answers(student, tok, examples, device, batch_size=256, max_new_tokens=96, threshold=0.0,
+                       ctx=None):
+    """Decider "mode_token": the student writes its mode token itself (threshold 0: greedily, like any token),
+    or the mode is forced to "post" where first_token_p_post >= threshold, else "pre". Records as
+    generate_answers', p_post = first_token_p_post."""
+    p = first_token_p_post(student, tok, [ex.question for ex in examples], device, batch_size, ctx=ctx)
+    force = None if threshold == 0 else ["post" if x >= threshold else "pre" for x in p]
+    records = generate_answers(student, tok, examples, device, batch_size, max_new_tokens, ctx=ctx, force=force)
+    return [{**r, "p_post": x} for r, x in zip(records, p)]
+
+
+def routed_answers(router, specialists: dict, tok, examples, device, batch_size=256, max_new_tokens=96, ctx=None):
+    """Decider "router": the router's classifier sends each question to specialists["post"] (the post baseline)
+    where p(answer first) > 0.5, else to specialists["pre"]; each answers its share in its own mode. Records as
+    generate_answers', in input order, p_post the router's."""
+    p = post_probabilities(None, router, tok, examples, device)
+    records = [None] * len(examples)
+    for mode in MODES:
+        rows = [i for i, x in enumerate(p) if (x > 0.5) == (mode == "post")]
+        if rows:
+            outs = generate_answers(specialists[mode], tok, [examples[i] for i in rows], device, batch_size,
+                                    max_new_tokens, ctx=ctx)
+            for i, r in zip(rows, outs):
+                records[i] = {**r, "p_post": p[i]}
+    return records
 
 
 def _stats(recs):
@@ -141,7 +185,10 @@ def summarize(records, ms_per_question: float) -> dict:
 
 @torch.no_grad()
 def post_probabilities(student, perception, tok, examples, device) -> list[float]:
-    """The perception's probability of answering first for each example (it reads the question only)."""
+    """The perception's (or router's) probability of answering first for each example (it reads the question
+    only); without a perception (decider "mode_token"), the student's first_token_p_post."""
+    if perception is None:
+        return first_token_p_post(student, tok, [ex.question for ex in examples], device)
     perception.eval()
     out = []
     for s in range(0, len(examples), 512):

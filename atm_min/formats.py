@@ -80,6 +80,18 @@ def format_target(example: Example | Mapping[str, str], mode: str) -> str:
     return f"{ANSWER_MARK} {answer}\n{REASON_MARK} {rationale}"
 
 
+def mode_token_ids(tok) -> tuple[int, int]:
+    """(think, answer): the ids of the first token of each mode's marker, "R" and "A" in bytes, "Reason" and
+    "Answer" in GPT-2 BPE. Every target starts with its marker, so a student's first generated token already is
+    its decision: the mode token of decider "mode_token". Our choice over new special tokens (<think>,
+    <answer>, as Thinkless adds): no new ids, so the byte tokenizer keeps its 257, a pretrained GPT-2 its
+    embedding table, and the targets of every decider are the same text."""
+    think, answer = tok.encode(REASON_MARK)[0], tok.encode(ANSWER_MARK)[0]
+    if think == answer:
+        raise ValueError(f"{tok.name}: the markers {REASON_MARK!r} and {ANSWER_MARK!r} start with the same token")
+    return think, answer
+
+
 def _question(example: Example | Mapping[str, str]) -> str:
     return example["question"] if isinstance(example, Mapping) else example.question
 

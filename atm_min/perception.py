@@ -76,7 +76,7 @@ class PerceptionBlock(nn.Module):
 PERCEPTION_INPUTS = ("both", "features", "tokens")
 
 
-PROMPT_KINDS = ("free", "gated", "label")
+PROMPT_KINDS = ("free", "gated", "label", "none")
 
 
 class Perception(nn.Module):
@@ -92,6 +92,7 @@ class Perception(nn.Module):
         # weighted by p(answer first), so the student cannot read anything else about the question from it; the
         # student's loss still trains the classifier through the weight. "label": the same mix, but the weight
         # is the classifier's alone (trained on the k-fold labels only; the student's loss does not reach it).
+        # "none": no soft prompt at all, only the classifier (the router, below).
         if prompt not in PROMPT_KINDS:
             raise ValueError(f"unknown soft prompt kind {prompt!r}: choose one of {PROMPT_KINDS}")
         self.inputs, self.prompt = inputs, prompt
@@ -105,7 +106,7 @@ class Perception(nn.Module):
             self.out_proj = nn.Linear(n_embd, n_embd)
             nn.init.normal_(self.out_proj.weight, std=0.02)
             nn.init.zeros_(self.out_proj.bias)
-        else:  # row 0: the think-first prompt, row 1: the answer-first prompt
+        elif prompt != "none":  # row 0: the think-first prompt, row 1: the answer-first prompt
             self.mode_prompts = nn.Parameter(torch.randn(2, n_prefix, n_embd) * 0.02)
         self.mode_head = nn.Linear(n_embd, 1)  # logit of "answer first" (post-thinking)
 
@@ -128,7 +129,9 @@ class Perception(nn.Module):
             atts.append(att)
         x = self.ln_f(x)
         post_logit = self.mode_head(x.mean(dim=1)).squeeze(-1)  # (B,)
-        if self.prompt == "free":
+        if self.prompt == "none":
+            prefix = None
+        elif self.prompt == "free":
             prefix = self.out_proj(x)  # (B, P, C)
         else:  # "gated": the student's loss reaches the classifier through the mixing weight; "label": it does not
             w = torch.sigmoid(post_logit if self.prompt == "gated" else post_logit.detach())[:, None, None]  # (B,1,1)
@@ -136,10 +139,25 @@ class Perception(nn.Module):
         return (prefix, post_logit, atts) if return_att else (prefix, post_logit)
 
 
+class Router(Perception):
+    """The decider "router" (our name): a small classifier over the question, in front of two students, the pre
+    and the post baseline (evaluate.routed_answers). It is the perception module without a soft prompt, trained
+    on the same k-fold labels; having no student of its own, it reads the question through its own embeddings."""
+
+    def __init__(self, vocab_size: int, n_embd: int, n_prefix: int = 4, n_layer: int = 1, n_head: int = 4,
+                 inputs: str = "both"):
+        super().__init__(n_embd, n_prefix, n_layer, n_head, inputs, prompt="none")
+        self.wte = nn.Embedding(vocab_size, n_embd)
+        nn.init.normal_(self.wte.weight, std=0.02)
+
+
 def soft_prompt(perception: Perception, student, q_ids, q_mask, features, return_att=False):
     """Run the perception on a batch of questions. It reads the question through the student's own token
     embedding table (wte), so it sees the same vocabulary the student does. The embeddings are detached: the
     perception's classification loss on (noisy) k-fold labels must not pull the student's vocabulary around;
-    the student's own loss still trains the perception through the soft prompt."""
+    the student's own loss still trains the perception through the soft prompt. A Router reads (and trains)
+    its own embeddings, and its prefix is None."""
+    if isinstance(perception, Router):
+        return perception(perception.wte(q_ids), q_mask, features, return_att=return_att)
     q_emb = student.transformer.wte(q_ids).detach()  # (B, Tq, C)
     return perception(q_emb, q_mask, features, return_att=return_att)

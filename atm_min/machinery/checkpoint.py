@@ -202,7 +202,9 @@ def learner_from_checkpoint(ck: dict, cfg, path: str = "the checkpoint") -> Lear
     """The Learner saved in checkpoint dict ck (train.py's save()); cfg gives the perception's sizes (normally
     saved_config(ck)). Raises CheckpointError when the checkpoint does not match this code's model."""
     try:
-        learner = build_learner(cfg, GPT(GPTConfig(**ck["model_args"])), atm=ck["atm"])
+        router = ck["atm"] and getattr(cfg, "decider", "soft_prompt") == "router"  # a Router alone, no student
+        student = None if router else GPT(GPTConfig(**ck["model_args"]))
+        learner = build_learner(cfg, student, atm=ck["atm"], vocab_size=ck["model_args"].get("vocab_size", 0))
     except (TypeError, ValueError, KeyError, AssertionError) as e:  # unknown model_args, sizes that do not divide
         raise _mismatch(path, e) from e
     load_learner_state(learner, ck["learner"], path)

@@ -40,12 +40,13 @@ CHOICES = {
     "attn_impl": ("sdpa", "explicit"),
     "device": ("auto", "cpu", "cuda", "mps"),
     "dtype": ("auto", "float32", "bfloat16", "float16"),
-    "label_rule": ("confident_post", "prefer_post", "prefer_pre"),
+    "label_rule": ("confident_post", "prefer_post", "prefer_pre", "pass_rate"),
     "label_default": ("pre", "post"),
     "label_source": ("kfold", "random"),
     "perc_input": ("both", "features", "tokens"),
     "routing": ("soft", "hard"),
     "soft_prompt": ("free", "gated", "label"),
+    "decider": ("soft_prompt", "mode_token", "router"),
 }
 
 
@@ -103,8 +104,13 @@ class TrainConfig:
     #                     or right where pre is wrong; else pre if the pre student is right; else label_default
     #   "prefer_post": post if the post student is right, else pre if the pre student is right, else label_default
     #   "prefer_pre":  pre if the pre student is right, else post if the post student is right, else label_default
+    #   "pass_rate":   post if post's pass rate over label_samples sampled answers >= pre's - label_delta (AdaptThink's
+    #                  margin), else pre; label_default when neither sample is ever right (needs label_samples > 0)
     label_rule: str = "confident_post"  # how evidence becomes a label; see above
     post_confidence: float = 0.9   # confident_post: how sure an answer-first student must be to make answering first safe
+    label_samples: int = 0         # sampled answers per held-out question and fold student (pass rates); 0 = greedy only
+    label_temperature: float = 1.0  # sampling temperature of those answers (> 0)
+    label_delta: float = 0.0       # pass_rate: the pass rate answering first may lose and still win the label, in [0, 1]
     label_default: str = "pre"     # the label when neither fold student answers correctly: a hard question, think
     n_prefix: int = 4              # soft-prompt vectors the perception feeds the student
     perc_layers: int = 1           # transformer layers in the perception module
@@ -117,6 +123,15 @@ class TrainConfig:
                                    # outputs); "gated": only the decision, a mix of a think-first and an
                                    # answer-first prompt weighted by p(answer first); "label": the same, the
                                    # weight learned from the k-fold labels only (atm_min/perception.py)
+    # How ATM decides between thinking first and answering first (issue 15; the names are our choice):
+    #   "soft_prompt": the paper's perception module writes a soft prompt that steers one student (the default)
+    #   "mode_token":  no perception: the student's own first generated token (the first token of "Reasoning:" or of
+    #                  "Answer:") is the decision, its loss weighted apart from the rest (Thinkless's control token)
+    #   "router":      a small classifier over the question sends it to the pre or the post baseline (two students)
+    decider: str = "soft_prompt"
+    mode_token_weight: float = 1.0  # mode_token: weight of the mode token's mean loss, added to the rest's mean loss
+    mode_threshold: float = 0.0    # mode_token: 0 = the first token greedily; in (0, 1): answer first when
+                                   # p(answer token) / (p(answer token) + p(think token)) >= mode_threshold
     label_source: str = "kfold"    # "kfold": labels from the fold students; "random": shuffled at the same post rate
     evidence_from: str = ""        # an earlier run's out_dir: reuse its fold students' evidence (same data, seed and
                                    # folds) instead of training them -- ablations and label-rule experiments in seconds
@@ -167,6 +182,15 @@ class TrainConfig:
         need(self.save_interval_s >= 0, "save_interval_s", "a number of seconds >= 0")
         need(self.aux_weight >= 0, "aux_weight", "a number >= 0")
         need(0 <= self.post_confidence <= 1, "post_confidence", "a probability in [0, 1]")
+        need(self.label_samples >= 0, "label_samples", "an integer >= 0 (0 = greedy evidence only)")
+        need(self.label_temperature > 0, "label_temperature", "a temperature > 0")
+        need(0 <= self.label_delta <= 1, "label_delta", "a pass-rate margin in [0, 1]")
+        need(self.label_rule != "pass_rate" or self.label_samples > 0, "label_rule",
+             "label_samples > 0 with 'pass_rate' (pass rates come from sampled answers, e.g. --label_samples=4)")
+        need(self.mode_token_weight >= 0, "mode_token_weight", "a number >= 0")
+        need(0 <= self.mode_threshold < 1, "mode_threshold", "0 (greedy first token) or a probability in (0, 1)")
+        need(self.decider == "soft_prompt" or self.mechanism == "atm", "decider",
+             "'soft_prompt' unless --mechanism=atm (the deciders choose between thinking and answering first)")
         need(self.init_from != "", "init_from", "'scratch', a GPT-2 name or a local HF directory")
         need(self.out_dir != "", "out_dir", "a directory path")
 

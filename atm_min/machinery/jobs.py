@@ -31,6 +31,7 @@ class Job:
     held_out: list[int] | None = None  # fold students: indices of the training questions they label
     cache: str = ""              # fold students: where their evidence is kept (a resumed run reuses it)
     atm: bool = False            # train the perception module too
+    after: tuple = ()            # names of jobs that must finish before this one starts (a router's specialists)
 
     @property
     def mode(self) -> str:
@@ -62,6 +63,12 @@ def read_cached(cfg, job: Job):
     if job.mode == "post" and not isinstance(cached.get("p_gold"), list):
         raise DataError(f"{path} has no answer-first confidences (an older version wrote it); delete it to "
                         f"recompute it")
+    if cfg.label_samples and (cached.get("label_samples"), cached.get("label_temperature"),
+                              isinstance(cached.get("pass_rate"), list)) != (cfg.label_samples,
+                                                                               cfg.label_temperature, True):
+        raise DataError(f"{path} holds no pass rates of label_samples={cfg.label_samples} at label_temperature="
+                        f"{cfg.label_temperature} (it has label_samples={cached.get('label_samples', 0)}): give "
+                        f"--evidence_from a run with those settings, or delete the file to recompute it")
     if held_out != job.held_out or len(correct) != len(held_out):
         raise DataError(f"{path} holds the evidence of another split (other data, seed, folds or max_train); "
                         f"use the same settings, or delete it to recompute it")
@@ -113,7 +120,9 @@ def run_all(cfg, rt, tok, train, test, folds: list[Job], mains: list[Job], work,
             if atm_job is not None and labels is None and len(evidence) == len(folds):
                 labels, counts = make_labels(evidence)
                 atm_job.modes = labels
+            if atm_job is not None and labels is not None and all(n in results for n in atm_job.after):
                 queued.insert(0, atm_job)
+                atm_job = None
             while queued and runner.pending < workers:
                 submit(queued.pop(0))
             finished = runner.next_finished()

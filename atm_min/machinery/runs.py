@@ -4,6 +4,7 @@ finished run reused instead of trained again."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -11,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from ..batches import encode_items
+from ..labels import answer_first_confidence
 from ..learner import build_learner
 from ..model import GPT, GPTConfig
 from ..training import make_optimizer, train
@@ -41,9 +43,11 @@ def train_run(cfg: TrainConfig, rt, tok, examples, modes, ckpt_path: str, atm: b
     keeps the progress off the screen (worker processes), the log.jsonl records are written either way."""
     iters = iters or cfg.max_iters
     torch.manual_seed(seed)
-    learner = build_learner(cfg, build_student(cfg, tok.vocab_size), atm).to(rt.device)
+    router = atm and cfg.decider == "router"  # no student of its own: its specialists are the baselines
+    learner = build_learner(cfg, None if router else build_student(cfg, tok.vocab_size), atm,
+                            tok.vocab_size).to(rt.device)
     student, perception = learner.student, learner.perception
-    if perception is not None and cfg.freeze_student:
+    if student is not None and perception is not None and cfg.freeze_student:
         student.requires_grad_(False)
     optimizer = make_optimizer(cfg, learner, rt.device)
     items = encode_items(tok, examples, modes)
@@ -63,7 +67,8 @@ def train_run(cfg: TrainConfig, rt, tok, examples, modes, ckpt_path: str, atm: b
         if rt.master:
             save_checkpoint(ckpt_path, {
                 "learner": learner.state_dict(), "optimizer": optimizer.state_dict(), "iter": state["it"],
-                "done": done, "config": config_to_dict(cfg), "model_args": student.config.__dict__,
+                "done": done, "config": config_to_dict(cfg),
+                "model_args": student.config.__dict__ if student is not None else {"vocab_size": tok.vocab_size},
                 "tokenizer": tok.name, "atm": atm, "rng": rng_state()})
 
     model = learner
@@ -134,6 +139,31 @@ def load_finished(cfg: TrainConfig, rt, tok, ckpt_path: str):
                               + "): use another --out_dir, or drop --resume to train again")
     learner = learner_from_checkpoint(ck, saved_config(ck), ckpt_path).to(rt.device)  # the model that was saved
     return learner.student, learner.perception
+
+
+def finished_student(path: str, device):
+    """The student saved in a finished run's checkpoint (a router's specialists: the baselines it routes to)."""
+    ck = load_checkpoint(path, map_location=device)
+    return learner_from_checkpoint(ck, saved_config(ck), path).student.to(device)
+
+
+def reference_baselines(cfg, rt, tok, test):
+    """(pre records, post records, the post student's p(gold answer)) of the test set, from the pre and post
+    baselines of cfg.evidence_from's run, for the test-set oracle label of a run that trains no baselines; None
+    when that run has none (or answered another test set)."""
+    d = cfg.evidence_from
+    paths = [os.path.join(d, f) for f in ("predictions_pre.jsonl", "predictions_post.jsonl", "baseline_post.pt")]
+    if not d or not all(os.path.exists(p) for p in paths):
+        return None
+    records = []
+    for p in paths[:2]:
+        with open(p) as f:
+            records.append([json.loads(line) for line in f if line.strip()])
+    if any([r["id"] for r in recs] != [ex.id for ex in test] for recs in records):
+        return None
+    p_gold = answer_first_confidence(finished_student(paths[2], rt.device), tok, test, rt.device,
+                                     cfg.eval_batch_size, ctx=rt.ctx)
+    return records[0], records[1], p_gold
 
 
 def trained(cfg, rt, tok, examples, modes, ckpt_path, **kw):

@@ -57,9 +57,8 @@ def compared_students(cfg: TrainConfig, train) -> list[Job]:
     answer-only students of the same size and budget. The atm job's modes are its labels, filled in later. A
     router (cfg.decider) sends questions to the pre and post baselines, so it needs them and runs after them."""
     everything = list(range(len(train)))
-    mechs = ["pre", "post", "answer"] if cfg.mechanism == "atm" and cfg.baselines else []
     router = cfg.mechanism == "atm" and cfg.decider == "router"
-    mechs = mechs or (["pre", "post"] if router else [])
+    mechs = ["pre", "post", "answer"] if cfg.mechanism == "atm" and cfg.baselines else ["pre", "post"] if router else []
     jobs = [Job(m, everything, [m] * len(train), os.path.join(cfg.out_dir, f"baseline_{m}.pt"), cfg.seed)
             for m in mechs]
     jobs.append(Job(cfg.mechanism, everything, [] if cfg.mechanism == "atm" else [cfg.mechanism] * len(train),
@@ -82,8 +81,6 @@ def run_job(cfg: TrainConfig, job: Job, train, test, rt: Runtime | None = None, 
             student, tok, [train[i] for i in job.held_out], job.mode, rt.device, cfg.eval_batch_size,
             cfg.max_new_tokens, ctx=rt.ctx, samples=cfg.label_samples, temperature=cfg.label_temperature,
             seed=job.seed)}
-        if cfg.label_samples:  # which samples the pass rates come from (jobs.read_cached checks them)
-            out.update(label_samples=cfg.label_samples, label_temperature=cfg.label_temperature)
         write_json(job.cache, out)
         os.remove(job.ckpt)  # the evidence is what we keep; fold students can be large
     elif rt.master:
@@ -109,16 +106,14 @@ def answer_test_set(cfg: TrainConfig, rt: Runtime, tok, student, perception, tes
     args = (tok, test, rt.device, cfg.eval_batch_size, cfg.max_new_tokens)
     if atm and cfg.decider == "mode_token":
         records, ms = timed_answers(student, *args, cfg.mode_threshold, rt.ctx, answer=mode_token_answers)
-        return {"summary": summarize(records, ms), "records": records}
-    if atm and cfg.decider == "router":
+    elif atm and cfg.decider == "router":
         specialists = {m: finished_student(os.path.join(cfg.out_dir, f"baseline_{m}.pt"), rt.device)
                        for m in ("pre", "post")}
         records, ms = timed_answers(perception, specialists, *args, rt.ctx, answer=routed_answers)
-        return {"summary": summarize(records, ms), "records": records}
-    force = "classifier" if perception is not None and cfg.routing == "hard" else None
-    records, ms = timed_answers(student, tok, test, rt.device, cfg.eval_batch_size, cfg.max_new_tokens,
-                                perception=perception, explain=cfg.explain, ctx=rt.ctx, force=force,
-                                routing=cfg.routing)
+    else:
+        force = "classifier" if perception is not None and cfg.routing == "hard" else None
+        records, ms = timed_answers(student, *args, perception=perception, explain=cfg.explain, ctx=rt.ctx,
+                                    force=force, routing=cfg.routing)
     return {"summary": summarize(records, ms), "records": records}
 
 
@@ -176,9 +171,8 @@ def main(argv):
         atm = results["atm"]
         atm["label_agreement"] = agreement(evals["atm"]["train_p_post"], labels)
         atm["label_counts"] = counts
-        # The test-set oracle label: the label rule on the pre and post baselines' test answers (pass_rate's
-        # samples exist for training questions only: confident_post there); from --evidence_from's baselines
-        # when this run trains none.
+        # The test-set oracle label: the label rule on the pre and post baselines' test answers (from
+        # --evidence_from's run when this one trains none); pass_rate's samples exist for training questions only.
         base = (evals["pre"]["records"], evals["post"]["records"], evals["post"]["p_gold"]) \
             if "pre" in evals and "post" in evals else reference_baselines(cfg, rt, tok, test)
         if base is not None:

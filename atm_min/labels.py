@@ -39,7 +39,8 @@ def held_out_evidence(student, tok, held_out, mode: str, device, batch_size=256,
     """What a fold student trained in `mode` shows about the questions it never saw: {"correct": [bool, ...],
     "p_gold": [float, ...] for a post student (answer_first_confidence), else None}; with samples > 0 also
     "pass_rate": the fraction of `samples` answers sampled at `temperature` that are right (AdaptThink labels
-    from 16 samples a question), drawn from a torch.Generator seeded with `seed`, so they repeat exactly."""
+    from 16 samples a question), drawn from a torch.Generator seeded with `seed`, so they repeat exactly; and
+    the "samples" and "temperature" they come from."""
     records = generate_answers(student, tok, held_out, device, batch_size, max_new_tokens, ctx=ctx)
     p_gold = answer_first_confidence(student, tok, held_out, device, batch_size, ctx=ctx) if mode == "post" else None
     out = {"correct": [r["correct"] for r in records], "p_gold": p_gold}
@@ -50,7 +51,7 @@ def held_out_evidence(student, tok, held_out, mode: str, device, batch_size=256,
             outs = generate_texts(student, tok, [ex.question for ex in held_out], device, batch_size,
                                   max_new_tokens, ctx=ctx, temperature=temperature, generator=gen)
             right += [r["correct"] for r in answer_records(held_out, outs)]
-        out["pass_rate"] = (right / samples).tolist()
+        out.update(pass_rate=(right / samples).tolist(), samples=samples, temperature=temperature)
     return out
 
 

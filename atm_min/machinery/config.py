@@ -104,13 +104,13 @@ class TrainConfig:
     #                     or right where pre is wrong; else pre if the pre student is right; else label_default
     #   "prefer_post": post if the post student is right, else pre if the pre student is right, else label_default
     #   "prefer_pre":  pre if the pre student is right, else post if the post student is right, else label_default
-    #   "pass_rate":   post if post's pass rate over label_samples sampled answers >= pre's - label_delta (AdaptThink's
-    #                  margin), else pre; label_default when neither sample is ever right (needs label_samples > 0)
+    #   "pass_rate":   post if post's pass rate over label_samples sampled answers >= pre's - label_delta
+    #                  (AdaptThink's margin), else pre; label_default when no sample of either is right
     label_rule: str = "confident_post"  # how evidence becomes a label; see above
     post_confidence: float = 0.9   # confident_post: how sure an answer-first student must be to make answering first safe
-    label_samples: int = 0         # sampled answers per held-out question and fold student (pass rates); 0 = greedy only
+    label_samples: int = 0         # sampled answers per held-out question and fold student (pass rates); 0 = none
     label_temperature: float = 1.0  # sampling temperature of those answers (> 0)
-    label_delta: float = 0.0       # pass_rate: the pass rate answering first may lose and still win the label, in [0, 1]
+    label_delta: float = 0.0       # pass_rate: how much pass rate answering first may lose and still win, in [0, 1]
     label_default: str = "pre"     # the label when neither fold student answers correctly: a hard question, think
     n_prefix: int = 4              # soft-prompt vectors the perception feeds the student
     perc_layers: int = 1           # transformer layers in the perception module

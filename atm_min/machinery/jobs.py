@@ -63,11 +63,10 @@ def read_cached(cfg, job: Job):
     if job.mode == "post" and not isinstance(cached.get("p_gold"), list):
         raise DataError(f"{path} has no answer-first confidences (an older version wrote it); delete it to "
                         f"recompute it")
-    if cfg.label_samples and (cached.get("label_samples"), cached.get("label_temperature"),
-                              isinstance(cached.get("pass_rate"), list)) != (cfg.label_samples,
-                                                                               cfg.label_temperature, True):
+    if cfg.label_samples and (cached.get("samples"), cached.get("temperature"), isinstance(
+            cached.get("pass_rate"), list)) != (cfg.label_samples, cfg.label_temperature, True):
         raise DataError(f"{path} holds no pass rates of label_samples={cfg.label_samples} at label_temperature="
-                        f"{cfg.label_temperature} (it has label_samples={cached.get('label_samples', 0)}): give "
+                        f"{cfg.label_temperature} (it has label_samples={cached.get('samples', 0)}): give "
                         f"--evidence_from a run with those settings, or delete the file to recompute it")
     if held_out != job.held_out or len(correct) != len(held_out):
         raise DataError(f"{path} holds the evidence of another split (other data, seed, folds or max_train); "

@@ -1,0 +1,121 @@
+"""Machinery: finished runs side by side, one row per setting, mean (min-max) over its seeds (docs/results.md's
+decider and label tables, issue 15).
+
+    python -m atm_min.machinery.compare soft_prompt=out,out_1,out_2 mode_token=out_0_token,out_1_token,out_2_token
+    python -m atm_min.machinery.compare --labels confident_post=out,out_1,out_2 delta_0=out_0_pr0,...
+
+Each argument is NAME=DIR,DIR,... (the runs of one setting, one per seed). The deciders table: the ATM row's
+accuracy (overall, chains, parity), generated tokens, trainable parameters of what is deployed (read from the
+checkpoints: student + perception; the student alone; router + the pre and post baselines), ms per question,
+agreement with the test-set oracle label, answer-first share, and how many runs collapsed to one mode (>= 98%
+of the test questions in one mode); then accuracy and answer-first share per group and level. --labels: the
+labels' answer-first share and how many equal confident_post's on the same evidence (labels.json keeps it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from ..labels import label
+from .checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
+from .errors import ProjectError
+
+COLLAPSE = 0.98  # one mode on at least this share of the test questions: the decider collapsed to it
+
+
+def _cell(values, fmt="{:.1f}") -> str:
+    if not values or any(v is None for v in values):
+        return "-"
+    mean = sum(values) / len(values)
+    return fmt.format(mean) + (f" ({fmt.format(min(values))}-{fmt.format(max(values))})" if len(values) > 1 else "")
+
+
+def parameters(run: str) -> int:
+    """Trainable parameters of what the run deploys: its ckpt.pt's learner, plus for a router the two students
+    it routes to (baseline_pre.pt, baseline_post.pt)."""
+    ck = load_checkpoint(os.path.join(run, "ckpt.pt"))
+    cfg = saved_config(ck)
+    modules = [learner_from_checkpoint(ck, cfg, run)]
+    if ck["atm"] and cfg.decider == "router":
+        for m in ("pre", "post"):
+            path = os.path.join(run, f"baseline_{m}.pt")
+            b = load_checkpoint(path)
+            modules.append(learner_from_checkpoint(b, saved_config(b), path))
+    return sum(p.numel() for mod in modules for p in mod.parameters())  # parameters() counts tied weights once
+
+
+def load_atm(run: str) -> dict:
+    with open(os.path.join(run, "results.json")) as f:
+        return json.load(f)["atm"]
+
+
+def deciders_table(rows: dict[str, list[str]]) -> str:
+    head = ("| decider | seeds | accuracy | chains | parity | tokens | parameters | ms/question | = test-set oracle "
+            "| answer first | collapsed |")
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    levels = None
+    per_level = {}
+    for name, runs in rows.items():
+        atms = [load_atm(r) for r in runs]
+        pct = lambda key, group=None: [100 * (a["by_group"][group] if group else a)[key] for a in atms]
+        collapsed = sum(not (1 - COLLAPSE < a["post_fraction"] < COLLAPSE) for a in atms)
+        oracle = [100 * a["test_oracle_agreement"] if "test_oracle_agreement" in a else None for a in atms]
+        params = sorted({parameters(r) for r in runs})
+        out.append(f"| {name} | {len(runs)} | {_cell(pct('accuracy'))} | {_cell(pct('accuracy', 'multistep'))} | "
+                   f"{_cell(pct('accuracy', 'direct'))} | {_cell([a['avg_new_tokens'] for a in atms])} | "
+                   f"{'/'.join(f'{p:,}' for p in params)} | {_cell([a['ms_per_question'] for a in atms], '{:.2f}')} "
+                   f"| {_cell(oracle)} | {_cell(pct('post_fraction'), '{:.0f}%')} | {collapsed} of {len(runs)} |")
+        levels = levels or [g for g in atms[0]["by_group"] if "/" in g]
+        per_level[name] = {g: (sum(a["by_group"][g]["accuracy"] for a in atms) / len(atms),
+                               sum(a["by_group"][g]["post_fraction"] for a in atms) / len(atms)) for g in levels}
+    out += ["", "Accuracy / answer-first share per level, mean over the seeds:", "",
+            "| decider | " + " | ".join(levels) + " |", "|---|" + "---|" * len(levels)]
+    for name, cells in per_level.items():
+        out.append(f"| {name} | " + " | ".join(f"{100 * a:.1f} / {100 * p:.0f}%" for a, p in cells.values()) + " |")
+    return "\n".join(out)
+
+
+def labels_table(rows: dict[str, list[str]]) -> str:
+    out = ["| labels | seeds | labelled answer first | = confident_post's label | ATM accuracy | tokens "
+           "| = test-set oracle | perception = label |", "|---|---|---|---|---|---|---|---|"]
+    for name, runs in rows.items():
+        first, same = [], []
+        for r in runs:
+            with open(os.path.join(r, "labels.json")) as f:
+                labs = json.load(f).values()
+            cfg = saved_config(load_checkpoint(os.path.join(r, "ckpt.pt")))
+            greedy = [label(v["pre_ok"], v["post_ok"], "confident_post", cfg.label_default, v["p_gold"],
+                            cfg.post_confidence) for v in labs]
+            first.append(100 * sum(v["label"] == "post" for v in labs) / len(labs))
+            same.append(100 * sum(v["label"] == g for v, g in zip(labs, greedy)) / len(labs))
+        atms = [load_atm(r) for r in runs]
+        oracle = [100 * a["test_oracle_agreement"] if "test_oracle_agreement" in a else None for a in atms]
+        out.append(f"| {name} | {len(runs)} | {_cell(first)}% | {_cell(same)}% | "
+                   f"{_cell([100 * a['accuracy'] for a in atms])} | {_cell([a['avg_new_tokens'] for a in atms])} | "
+                   f"{_cell(oracle)} | {_cell([100 * a['label_agreement'] for a in atms])} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str]) -> None:
+    labels = argv[:1] == ["--labels"]
+    rows = {}
+    for arg in argv[1:] if labels else argv:
+        name, _, dirs = arg.partition("=")
+        if not name or not dirs:
+            raise ProjectError(f"{arg!r}: expected NAME=DIR,DIR,... (the runs of one setting)")
+        rows[name] = dirs.split(",")
+        for d in rows[name]:
+            if not os.path.exists(os.path.join(d, "results.json")):
+                raise ProjectError(f"{d}: no results.json; give the out_dir of a finished --mechanism=atm run")
+    if not rows:
+        raise ProjectError("nothing to compare: give NAME=DIR,DIR,... for each setting")
+    print(labels_table(rows) if labels else deciders_table(rows))
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except (ProjectError, OSError, KeyError) as e:
+        sys.exit(f"error: {e}")

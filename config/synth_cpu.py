@@ -61,6 +61,9 @@ fold_iters = 1500      # fold students only label: 1500 steps leave 0-0.2% of la
                        # them); 0 = max_iters
 label_rule = "confident_post"
 post_confidence = 0.9  # answer first only where the held-out answer-first student was right AND sure
+label_samples = 0      # > 0: each fold student also samples this many answers per question (pass rates)
+label_temperature = 1.0
+label_delta = 0.0      # label_rule="pass_rate": answer first when post's pass rate >= pre's - label_delta
 label_default = "pre"  # neither fold student right: a hard question, so think first
 n_prefix = 4
 perc_layers = 1
@@ -70,6 +73,9 @@ perc_input = "both"    # ablations: "features" or "tokens" only
 routing = "soft"       # ablation: "hard" (the classifier picks the mode, no soft prompt)
 soft_prompt = "free"   # "gated": the soft prompt carries only the decision (a mix of two learned prompts)
 label_source = "kfold" # ablation: "random" labels at the k-fold post rate
+decider = "soft_prompt"  # issue 15: "mode_token" (the student's first token decides) or "router" (two students)
+mode_token_weight = 1.0
+mode_threshold = 0.0   # mode_token: 0 = greedy first token
 evidence_from = ""     # reuse an earlier run's fold evidence (its out_dir) instead of training fold students
 freeze_student = False
 

@@ -128,7 +128,7 @@ class TrainConfig:
     #   "mode_token":  no perception: the student's own first generated token (the first token of "Reasoning:" or of
     #                  "Answer:") is the decision, its loss weighted apart from the rest (Thinkless's control token)
     #   "router":      a small classifier over the question sends it to the pre or the post baseline (two students)
-    decider: str = "soft_prompt"
+    decider: str = "soft_prompt"   # see above: "soft_prompt" (the paper), "mode_token" or "router"
     mode_token_weight: float = 1.0  # mode_token: weight of the mode token's mean loss, added to the rest's mean loss
     mode_threshold: float = 0.0    # mode_token: 0 = the first token greedily; in (0, 1): answer first when
                                    # p(answer token) / (p(answer token) + p(think token)) >= mode_threshold

@@ -9,7 +9,8 @@ accuracy (overall, chains, parity), generated tokens, trainable parameters of wh
 checkpoints: student + perception; the student alone; router + the pre and post baselines), ms per question,
 agreement with the test-set oracle label, answer-first share, and how many runs collapsed to one mode (>= 98%
 of the test questions in one mode); then accuracy and answer-first share per group and level. --labels: the
-labels' answer-first share and how many equal confident_post's on the same evidence (labels.json keeps it).
+labels' answer-first share and how many equal confident_post's on the same evidence (labels.json keeps it). --retime: ms per question measured again, away from the runs' own load: every run's
+deployed models answer its test set in this one process, one thread, the runs interleaved, best of 3 rounds.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ import json
 import os
 import sys
 
+import torch
+
+from ..evaluate import mode_token_answers, routed_answers, timed_answers
 from ..labels import label
 from .checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
+from .data import load_data
 from .errors import ProjectError
+from .gpt2 import get_tokenizer
 
 COLLAPSE = 0.98  # one mode on at least this share of the test questions: the decider collapsed to it
 
@@ -46,14 +52,45 @@ def parameters(run: str) -> int:
     return sum(p.numel() for mod in modules for p in mod.parameters())  # parameters() counts tied weights once
 
 
+def answerer(run: str):
+    """A function that answers the run's test set as its ATM row did (its decider), timed: () -> ms/question."""
+    ck = load_checkpoint(os.path.join(run, "ckpt.pt"))
+    cfg = saved_config(ck)
+    cfg.out_dir, cfg.device = run, "cpu"
+    tok = get_tokenizer(cfg.tokenizer, cfg.tokenizer_path or None)
+    test = load_data(cfg, tok)[1]
+    learner = learner_from_checkpoint(ck, cfg, run)
+    args = (tok, test, "cpu", cfg.eval_batch_size, cfg.max_new_tokens)
+    if cfg.decider == "router":
+        students = {m: learner_from_checkpoint(load_checkpoint(os.path.join(run, f"baseline_{m}.pt")), cfg, run)
+                    .student for m in ("pre", "post")}
+        return lambda: timed_answers(learner.perception, students, *args, answer=routed_answers)[1]
+    if cfg.decider == "mode_token":
+        return lambda: timed_answers(learner.student, *args, cfg.mode_threshold, answer=mode_token_answers)[1]
+    return lambda: timed_answers(learner.student, *args, perception=learner.perception, routing=cfg.routing)[1]
+
+
+def retimed(rows: dict[str, list[str]], rounds: int = 3) -> dict[str, float]:
+    """ms per question of every run, measured here one after another, best of `rounds` (see the module doc)."""
+    torch.set_num_threads(1)
+    fns = {r: answerer(r) for runs in rows.values() for r in runs}
+    best = {r: float("inf") for r in fns}
+    for _ in range(rounds):
+        for r, fn in fns.items():
+            best[r] = min(best[r], fn())
+    return best
+
+
 def load_atm(run: str) -> dict:
     with open(os.path.join(run, "results.json")) as f:
         return json.load(f)["atm"]
 
 
-def deciders_table(rows: dict[str, list[str]]) -> str:
+def deciders_table(rows: dict[str, list[str]], ms: dict[str, float] | None = None) -> str:
     head = ("| decider | seeds | accuracy | chains | parity | tokens | parameters | ms/question | = test-set oracle "
             "| answer first | collapsed |")
+    if ms:
+        head = head.replace("| = test-set", "| ms/question, again | = test-set")
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     levels = None
     per_level = {}
@@ -66,7 +103,7 @@ def deciders_table(rows: dict[str, list[str]]) -> str:
         out.append(f"| {name} | {len(runs)} | {_cell(pct('accuracy'))} | {_cell(pct('accuracy', 'multistep'))} | "
                    f"{_cell(pct('accuracy', 'direct'))} | {_cell([a['avg_new_tokens'] for a in atms])} | "
                    f"{'/'.join(f'{p:,}' for p in params)} | {_cell([a['ms_per_question'] for a in atms], '{:.2f}')} "
-                   f"| {_cell(oracle)} | {_cell(pct('post_fraction'), '{:.0f}%')} | {collapsed} of {len(runs)} |")
+                   + (f"| {_cell([ms[r] for r in runs], '{:.2f}')} " if ms else "") + f"| {_cell(oracle)} | {_cell(pct('post_fraction'), '{:.0f}%')} | {collapsed} of {len(runs)} |")
         levels = levels or [g for g in atms[0]["by_group"] if "/" in g]
         per_level[name] = {g: (sum(a["by_group"][g]["accuracy"] for a in atms) / len(atms),
                                sum(a["by_group"][g]["post_fraction"] for a in atms) / len(atms)) for g in levels}
@@ -99,9 +136,9 @@ def labels_table(rows: dict[str, list[str]]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    labels = argv[:1] == ["--labels"]
+    labels, retime = "--labels" in argv, "--retime" in argv
     rows = {}
-    for arg in argv[1:] if labels else argv:
+    for arg in [a for a in argv if a not in ("--labels", "--retime")]:
         name, _, dirs = arg.partition("=")
         if not name or not dirs:
             raise ProjectError(f"{arg!r}: expected NAME=DIR,DIR,... (the runs of one setting)")
@@ -111,7 +148,7 @@ def main(argv: list[str]) -> None:
                 raise ProjectError(f"{d}: no results.json; give the out_dir of a finished --mechanism=atm run")
     if not rows:
         raise ProjectError("nothing to compare: give NAME=DIR,DIR,... for each setting")
-    print(labels_table(rows) if labels else deciders_table(rows))
+    print(labels_table(rows) if labels else deciders_table(rows, retimed(rows) if retime else None))
 
 
 if __name__ == "__main__":

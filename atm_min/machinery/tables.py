@@ -39,3 +39,26 @@ def format_label_counts(counts: dict) -> str:
             rows.append(f"{g:<16}" + "".join(f"{c[k]:>11}" for k in cols))
     rows.append(f"{'ALL':<16}" + "".join(f"{counts['ALL'][k]:>11}" for k in cols))
     return "\n".join(rows)
+
+
+def format_decided(results: dict) -> str:
+    """Accuracy per family on the questions the training data decide, and on the traps they leave open
+    (machinery/decided.py), one column per mechanism: issue 9's per-group targets are read from the first rows."""
+    mechs = [m for m, r in results.items() if isinstance(r, dict) and "traps" in r]
+    if not mechs:
+        return ""
+    first = results[mechs[0]]
+    families = [g for g in first["decided"]["by_group"] if "/" not in g]
+    w = 9
+    head = f"{'':<18}{'n':>5}" + "".join(f"{m:>{w}}" for m in mechs)
+    lines = [f"accuracy on the questions the training data decide, and on the {first['traps']['n']} traps they leave "
+             f"open (data/traps.py):", head, "-" * len(head)]
+
+    def row(name, n, get):
+        lines.append(f"{name:<18}{n:>5}" + "".join(f"{get(results[m]):>{w}.3f}" for m in mechs))
+
+    for g in families:
+        row(f"{g}, decided", first["decided"]["by_group"][g]["n"], lambda r: r["decided"]["by_group"][g]["accuracy"])
+    row("ALL, decided", first["decided"]["n"], lambda r: r["decided"]["accuracy"])
+    row("traps", first["traps"]["n"], lambda r: r["traps"]["accuracy"])
+    return "\n".join(lines)

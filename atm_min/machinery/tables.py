@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+REFERENCE = ("oracle", "random")  # rows computed from the pre and post students' answers (evaluate.py)
+
 
 def format_table(results: dict) -> str:
     """A plain-text table: one row per group (and overall), one block of columns per mechanism: accuracy, the
@@ -24,7 +26,9 @@ def format_table(results: dict) -> str:
     for g in groups:
         lines.append(row(g, lambda m: results[m]["by_group"].get(g)))
     lines.append(row("ALL", lambda m: results[m]))
-    lines.append(f"{'ms/question':<14}" + "".join(f"{results[m]['ms_per_question']:>{w}.2f}" for m in mechs))
+    # the reference rows (oracle, random) are computed from other students' answers: they generate nothing
+    lines.append(f"{'ms/question':<14}" + "".join(f"{'-':>{w}}" if m in REFERENCE else
+                                                   f"{results[m]['ms_per_question']:>{w}.2f}" for m in mechs))
     return "\n".join(lines)
 
 

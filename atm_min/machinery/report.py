@@ -563,7 +563,9 @@ def write_report(out_dir: str, plot_command: str, results: dict, figures: dict, 
     lines += [plot_command, "```", "", f"Training command: {source}." if train_cmd else f"Note: {source}.", "",
               "## Results", "", "Accuracy, share of questions answered first (post%) and generated tokens per "
               "question, by group and overall (the table `train.py` prints):", "", "```text",
-              format_table(mechs), "```", ""]
+              format_table(mechs), "```", "", "ms/question is the wall time of generation per question; the "
+              "reference rows (oracle, random) are computed from the pre and post students' answers and generate "
+              "nothing, so they show '-' (0.0 in `results.json`).", ""]
     lines += decided_section(mechs) + curve_section(results)
     extra = other_numbers(results, mechs)
     if extra:

@@ -21,18 +21,21 @@ import time
 
 import torch.distributed as dist
 
-from atm_min.evaluate import (agreement, mode_token_answers, oracle_summary, post_probabilities,
-                              random_routing_summary, routed_answers, summarize, timed_answers)
+from atm_min.evaluate import (agreement, generate_answers, oracle_summary, post_probabilities,
+                              random_routing_summary, summarize, threshold_sweep, timed_answers)
+from atm_min.formats import MODES
 from atm_min.labels import answer_first_confidence, evidence_counts, fold_ids, held_out_evidence, label, \
     shuffled_labels
 from atm_min.machinery.config import TrainConfig, parse_args
 from atm_min.machinery.data import load_data, write_text_atomic
+from atm_min.machinery.decided import add_decided_and_traps, open_questions
 from atm_min.machinery.errors import ProjectError
 from atm_min.machinery.gpt2 import get_tokenizer
 from atm_min.machinery.jobs import Job, run_all, write_json
-from atm_min.machinery.runs import finished_student, reference_baselines, trained
+from atm_min.machinery.deciders import decider_answers
+from atm_min.machinery.runs import test_oracle_labels, trained
 from atm_min.machinery.runtime import Runtime, setup
-from atm_min.machinery.tables import format_label_counts, format_table
+from atm_min.machinery.tables import format_decided, format_label_counts, format_table
 
 MECHANISMS = ("pre", "post", "answer", "atm")  # the table's column order, whichever student finished first
 
@@ -54,8 +57,8 @@ def fold_students(cfg: TrainConfig, train) -> list[Job]:
 
 def compared_students(cfg: TrainConfig, train) -> list[Job]:
     """The students compared on the test set: cfg.mechanism's, and with atm + baselines the pre, post and
-    answer-only students of the same size and budget. The atm job's modes are its labels, filled in later. A
-    router (cfg.decider) sends questions to the pre and post baselines, so it needs them and runs after them."""
+    answer-only students of the same size and budget. The atm job's modes are its labels, filled in later; a
+    router (cfg.decider) answers with the pre and post baselines, so it needs them and runs after them."""
     everything = list(range(len(train)))
     router = cfg.mechanism == "atm" and cfg.decider == "router"
     mechs = ["pre", "post", "answer"] if cfg.mechanism == "atm" and cfg.baselines else ["pre", "post"] if router else []
@@ -99,30 +102,27 @@ def run_job(cfg: TrainConfig, job: Job, train, test, rt: Runtime | None = None, 
 
 
 def answer_test_set(cfg: TrainConfig, rt: Runtime, tok, student, perception, test, atm: bool = False) -> dict:
-    """Greedy answers to the test set: {summary, records}. With routing="hard" (an ablation) the perception's
-    classifier picks each question's mode and the student is started with that mode's marker (it never saw a
-    soft prompt). The ATM job's other deciders: "mode_token", the student's first token decides; "router",
-    `perception` is the router and the pre and post baselines answer the questions it sends them."""
+    """Greedy answers to the test set: {summary, records}; the ATM job's also "forced": every question answered
+    in each mode, the ends of the threshold curve. With routing="hard" (an ablation) the perception's classifier
+    picks each question's mode and the student is started with that mode's marker (it never saw a soft prompt).
+    Issue 15's other deciders (cfg.decider: the student's mode token; a router) answer in machinery/deciders.py."""
+    if atm and cfg.decider != "soft_prompt":
+        records, ms, forced = decider_answers(cfg, rt, tok, student, perception, test)
+        return {"summary": summarize(records, ms), "records": records, "forced": forced}
     args = (tok, test, rt.device, cfg.eval_batch_size, cfg.max_new_tokens)
-    if atm and cfg.decider == "mode_token":
-        records, ms = timed_answers(student, *args, cfg.mode_threshold, rt.ctx, answer=mode_token_answers)
-    elif atm and cfg.decider == "router":
-        specialists = {m: finished_student(os.path.join(cfg.out_dir, f"baseline_{m}.pt"), rt.device)
-                       for m in ("pre", "post")}
-        records, ms = timed_answers(perception, specialists, *args, rt.ctx, answer=routed_answers)
-    else:
-        force = "classifier" if perception is not None and cfg.routing == "hard" else None
-        records, ms = timed_answers(student, *args, perception=perception, explain=cfg.explain, ctx=rt.ctx,
-                                    force=force, routing=cfg.routing)
-    return {"summary": summarize(records, ms), "records": records}
+    force = "classifier" if perception is not None and cfg.routing == "hard" else None
+    records, ms = timed_answers(student, *args, perception=perception, explain=cfg.explain, ctx=rt.ctx, force=force,
+                                routing=cfg.routing)
+    forced = {m: generate_answers(student, *args, perception=perception, explain=cfg.explain, ctx=rt.ctx, force=m,
+                                  routing=cfg.routing) for m in MODES} if atm else None  # the curve's ends
+    return {"summary": summarize(records, ms), "records": records, **({"forced": forced} if atm else {})}
 
 
 def kfold_labels(cfg: TrainConfig, train, evidence: dict, show: bool = True) -> tuple[list[str], dict]:
     """Label every training question "pre" or "post" from the fold students' evidence (job name -> result);
     write out_dir/labels.json. Returns (labels, counts per group of who was right)."""
     n = len(train)
-    ok, p_gold = {"pre": [None] * n, "post": [None] * n}, [None] * n
-    rate = {"pre": [None] * n, "post": [None] * n}  # pass rates of sampled answers (label_samples > 0)
+    ok, rate, p_gold = {"pre": [None] * n, "post": [None] * n}, {"pre": [None] * n, "post": [None] * n}, [None] * n
     for name, ev in evidence.items():
         mode = name.split()[-1]
         for j, i in enumerate(ev["held_out"]):
@@ -171,23 +171,21 @@ def main(argv):
         atm = results["atm"]
         atm["label_agreement"] = agreement(evals["atm"]["train_p_post"], labels)
         atm["label_counts"] = counts
-        # The test-set oracle label: the label rule on the pre and post baselines' test answers (from
-        # --evidence_from's run when this one trains none); pass_rate's samples exist for training questions only.
-        base = (evals["pre"]["records"], evals["post"]["records"], evals["post"]["p_gold"]) \
-            if "pre" in evals and "post" in evals else reference_baselines(cfg, rt, tok, test)
-        if base is not None:
-            rule = "confident_post" if cfg.label_rule == "pass_rate" else cfg.label_rule
-            test_labels = [label(a["correct"], b["correct"], rule, cfg.label_default, c, cfg.post_confidence)
-                           for a, b, c in zip(*base)]
+        atm["tradeoff"] = threshold_sweep(evals["atm"]["forced"]["pre"], evals["atm"]["forced"]["post"])
+        test_labels = test_oracle_labels(cfg, rt, tok, test, evals)  # from the pre and post baselines' answers
+        if test_labels is not None:
             atm["test_oracle_agreement"] = agreement([r["p_post"] for r in evals["atm"]["records"]], test_labels)
         if "pre" in evals and "post" in evals:
             pre, post = evals["pre"]["records"], evals["post"]["records"]
             results["oracle"] = oracle_summary(pre, post)
             results["random"] = random_routing_summary(pre, post, atm["post_fraction"])
+    add_decided_and_traps(results, {m: ev["records"] for m, ev in evals.items()}, open_questions(train, test))
     table = dict(results)
     results["run"] = {"command": " ".join(["python train.py", *argv]), "wall_time_s": time.time() - t_start}
     write_json(os.path.join(cfg.out_dir, "results.json"), results, indent=2)
     print(format_table(table))
+    if any("traps" in r for r in table.values()):  # the built-in suite: its traps beside the decided questions
+        print(format_decided(table))
     if "atm" in results:
         atm = results["atm"]
         print(format_label_counts(atm["label_counts"]))

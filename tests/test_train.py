@@ -221,11 +221,13 @@ def test_atm_pipeline_end_to_end_and_resume(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert set(results) == {"pre", "post", "answer", "atm", "oracle", "random", "run"}
     assert results["run"]["wall_time_s"] > 0 and results["run"]["command"].startswith("python train.py")
-    atm_keys = {"label_agreement", "label_counts", "test_oracle_agreement"}
+    atm_keys = {"label_agreement", "label_counts", "test_oracle_agreement", "tradeoff"}
+    trap_keys = {"decided", "traps"}  # the 16 test questions hold traps the training data leave open
     for mech, r in results.items():
         if mech == "run":
             continue
-        assert set(r) == STAT_KEYS | {"ms_per_question", "by_group"} | (atm_keys if mech == "atm" else set())
+        assert set(r) == STAT_KEYS | {"ms_per_question", "by_group"} | trap_keys | \
+            (atm_keys if mech == "atm" else set())
         assert r["n"] == 16 and 0 <= r["accuracy"] <= 1 and 0 <= r["post_fraction"] <= 1
         assert r["avg_new_tokens"] > 0 and r["ms_per_question"] >= 0
         assert {"multistep", "direct"} <= set(r["by_group"])

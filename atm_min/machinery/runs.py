@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from ..batches import encode_items
-from ..labels import answer_first_confidence
+from ..labels import answer_first_confidence, label
 from ..learner import build_learner
 from ..model import GPT, GPTConfig
 from ..training import make_optimizer, train
@@ -164,6 +164,20 @@ def reference_baselines(cfg, rt, tok, test):
     p_gold = answer_first_confidence(finished_student(paths[2], rt.device), tok, test, rt.device,
                                      cfg.eval_batch_size, ctx=rt.ctx)
     return records[0], records[1], p_gold
+
+
+def test_oracle_labels(cfg, rt, tok, test, evals: dict) -> list[str] | None:
+    """The test-set oracle label of each test question: the run's label rule applied to the pre and post
+    baselines' test answers (evals, or --evidence_from's run when this one trains none: reference_baselines);
+    for label_rule "pass_rate" confident_post's, as sampled pass rates exist for training questions only.
+    None when there are no baselines to read."""
+    base = (evals["pre"]["records"], evals["post"]["records"], evals["post"]["p_gold"]) \
+        if "pre" in evals and "post" in evals else reference_baselines(cfg, rt, tok, test)
+    if base is None:
+        return None
+    rule = "confident_post" if cfg.label_rule == "pass_rate" else cfg.label_rule
+    return [label(a["correct"], b["correct"], rule, cfg.label_default, c, cfg.post_confidence)
+            for a, b, c in zip(*base)]
 
 
 def trained(cfg, rt, tok, examples, modes, ckpt_path, **kw):

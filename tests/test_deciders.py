@@ -257,3 +257,14 @@ def test_tiny_runs_of_the_other_deciders(tmp_path):
         preds = [json.loads(line) for line in (out / "predictions_atm.jsonl").read_text().splitlines()]
         assert all(0 <= r["p_post"] <= 1 for r in preds)
     assert set(json.loads((tmp_path / "router" / "results.json").read_text())) >= {"pre", "post", "atm", "oracle"}
+    # what each deploys (compare.py): the student alone; the router and the two students it routes to
+    from atm_min.machinery.compare import deciders_table, parameters
+    student = parameters(str(tmp_path / "mode_token"))
+    cfg = parse_args(tiny_args(tmp_path))
+    router = sum(p.numel() for p in Router(TOK.vocab_size, cfg.n_embd, cfg.n_prefix, cfg.perc_layers,
+                                           cfg.perc_heads).parameters())
+    assert student == sum(p.numel() for p in GPT(GPTConfig(block_size=cfg.block_size, vocab_size=257, n_layer=1,
+                                                           n_head=2, n_embd=32)).parameters())
+    assert parameters(str(tmp_path / "router")) == router + 2 * student
+    table = deciders_table({d: [str(tmp_path / d)] for d in ("mode_token", "router")})
+    assert f"| {router + 2 * student:,} |" in table and f"| {student:,} |" in table

@@ -92,11 +92,11 @@ def deciders_table(rows: dict[str, list[str]], ms: dict[str, float] | None = Non
     if ms:
         head = head.replace("| = test-set", "| ms/question, again | = test-set")
     out = [head, "|" + "---|" * (head.count("|") - 1)]
-    levels = None
     per_level = {}
     for name, runs in rows.items():
         atms = [load_atm(r) for r in runs]
-        pct = lambda key, group=None: [100 * (a["by_group"][group] if group else a)[key] for a in atms]
+        pct = lambda key, group=None: [100 * (a["by_group"].get(group, {}) if group else a).get(key, float("nan"))
+                                       for a in atms]
         collapsed = sum(not (1 - COLLAPSE < a["post_fraction"] < COLLAPSE) for a in atms)
         oracle = [100 * a["test_oracle_agreement"] if "test_oracle_agreement" in a else None for a in atms]
         params = sorted({parameters(r) for r in runs})
@@ -104,13 +104,17 @@ def deciders_table(rows: dict[str, list[str]], ms: dict[str, float] | None = Non
                    f"{_cell(pct('accuracy', 'direct'))} | {_cell([a['avg_new_tokens'] for a in atms])} | "
                    f"{'/'.join(f'{p:,}' for p in params)} | {_cell([a['ms_per_question'] for a in atms], '{:.2f}')} "
                    + (f"| {_cell([ms[r] for r in runs], '{:.2f}')} " if ms else "") + f"| {_cell(oracle)} | {_cell(pct('post_fraction'), '{:.0f}%')} | {collapsed} of {len(runs)} |")
-        levels = levels or [g for g in atms[0]["by_group"] if "/" in g]
-        per_level[name] = {g: (sum(a["by_group"][g]["accuracy"] for a in atms) / len(atms),
-                               sum(a["by_group"][g]["post_fraction"] for a in atms) / len(atms)) for g in levels}
+        per_level[name] = atms
+    levels = sorted({g for atms in per_level.values() for a in atms for g in a["by_group"] if "/" in g})
     out += ["", "Accuracy / answer-first share per level, mean over the seeds:", "",
             "| decider | " + " | ".join(levels) + " |", "|---|" + "---|" * len(levels)]
-    for name, cells in per_level.items():
-        out.append(f"| {name} | " + " | ".join(f"{100 * a:.1f} / {100 * p:.0f}%" for a, p in cells.values()) + " |")
+    for name, atms in per_level.items():
+        cells = []
+        for g in levels:
+            stats = [a["by_group"][g] for a in atms if g in a["by_group"]]
+            cells.append(f"{100 * sum(s['accuracy'] for s in stats) / len(stats):.1f} / "
+                         f"{100 * sum(s['post_fraction'] for s in stats) / len(stats):.0f}%" if stats else "-")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 

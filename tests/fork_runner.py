@@ -12,6 +12,7 @@ shutdown of a process pool) run, all as in a real run.
 The caller sets the environment (e.g. CUDA_VISIBLE_DEVICES): it is in place before torch is imported here.
 """
 
+import gc
 import json
 import os
 import runpy
@@ -19,7 +20,7 @@ import signal
 import sys
 
 TIMEOUT_S = 60  # a case that hangs (say, a download that never fails) is killed, and fails its test
-PARALLEL = 2  # children at once: most of a child's time is the interpreter's exit (tearing down torch), on one core
+PARALLEL = 2  # children at once: much of a child's time is the interpreter's exit (tearing down torch), on one core
 
 
 def main():
@@ -32,6 +33,10 @@ def main():
         import train  # noqa: F401
     except Exception:
         pass
+    # Move every object made so far out of the garbage collector's reach: a child that exits runs the collector,
+    # which would otherwise touch (and so copy, page by page) the whole heap it shares with this process: about
+    # 0.9 s of a child's exit, against 0.2 s with this.
+    gc.freeze()
     statuses, running = [None] * len(jobs), {}  # running: pid -> job index
     for i, (argv, out, err) in enumerate(jobs):
         if len(running) == PARALLEL:

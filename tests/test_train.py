@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 from tiny import assert_same_state, copy_run, tiny_args
@@ -181,6 +182,19 @@ def counted(records) -> dict:
     levels = {lvl for r in records for lvl in (r["group"].split("/")[0], r["group"])}
     by_group = {g: stats([r for r in records if g in (r["group"].split("/")[0], r["group"])]) for g in levels}
     return {**stats(records), "by_group": by_group}
+
+
+def test_results_are_the_counts_of_the_predictions(atm_run, pre_run):
+    """The trained students (conftest's atm_run, pre_run; tiny_run's students all think first) answer in either
+    mode, with answers of other lengths: their results.json rows are what their prediction files give when
+    counted here."""
+    modes = {}
+    for run, mech in ((Path(atm_run), "atm"), (Path(pre_run), "pre")):
+        results = json.loads((run / "results.json").read_text())
+        recs = read_jsonl(run / f"predictions_{mech}.jsonl")
+        assert {k: v for k, v in results[mech].items() if k in STAT_KEYS | {"by_group"}} == counted(recs)
+        modes[mech] = {r["mode"] for r in recs}
+    assert modes == {"atm": {"post"}, "pre": {"pre"}}
 
 
 def test_atm_pipeline_end_to_end_and_resume(tiny_run, data_dir, tmp_path, capsys):

@@ -102,16 +102,22 @@ def test_kill_9_during_kfold_then_resume_keeps_finished_folds_and_ends_as_one_pr
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ATM_TEST_KILL_AFTER_FOLDS": "2"}
     args = {w: tiny_args(tmp_path / f"workers{w}", f"--data_dir={data_dir}", f"--workers={w}",
                          "--save_interval_s=0.5") for w in (1, 2)}
-    procs = {w: subprocess.Popen([sys.executable, "train.py", *args[w]], cwd=ROOT, env=env, start_new_session=True,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for w in (1, 2)}  # side by side: most of their time is starting Python and torch
-    for w, proc in procs.items():
-        err = proc.communicate(timeout=300)[1]
-        assert proc.returncode == -signal.SIGKILL, (w, proc.returncode, err[-2000:])
-        deadline = time.time() + 15
-        while session_members(proc.pid) and time.time() < deadline:
-            time.sleep(0.1)
-        assert not session_members(proc.pid), f"workers={w}: worker processes outlived their killed parent"
+    # Both runs side by side, each `python train.py ARGS` in a process of its own, forked by fork_runner.py from
+    # one that has imported torch already (test_errors.py's runner); in a session of their own, so that whatever
+    # they start can be found after they are gone.
+    jobs = [[["train.py", *args[w]], str(tmp_path / f"workers{w}.out"), str(tmp_path / f"workers{w}.err")]
+            for w in (1, 2)]
+    runner = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fork_runner.py")], cwd=ROOT, env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    out, err = runner.communicate(json.dumps(jobs), timeout=300)
+    assert runner.returncode == 0, err[-3000:]
+    for w, status in zip((1, 2), json.loads(out)):
+        assert status == -signal.SIGKILL, (w, status, (tmp_path / f"workers{w}.err").read_text()[-3000:])
+    deadline = time.time() + 15
+    while session_members(runner.pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not session_members(runner.pid), "worker processes outlived their killed parent"
 
     for w in (1, 2):
         out = tmp_path / f"workers{w}"

@@ -3,6 +3,7 @@ every test that needs it: a test reads a shared run and never changes its out_di
 (resume it, edit its checkpoint) works on a copy (tiny.copy_run)."""
 
 import contextlib
+import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,11 @@ class Run:
     out: Path          # its out_dir
     argv: tuple        # train.py's arguments
     stdout: str        # what train.py printed
+    files: dict        # what its out_dir held when it finished: relative path -> sha1
+
+
+def hashes(d: Path) -> dict:
+    return {str(p.relative_to(d)): hashlib.sha1(p.read_bytes()).hexdigest() for p in d.rglob("*") if p.is_file()}
 
 
 def train_once(tmp_path_factory, name, *args) -> Run:
@@ -45,22 +51,31 @@ def train_once(tmp_path_factory, name, *args) -> Run:
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         T.main(list(argv))
-    return Run(out, argv, buf.getvalue())
+    return Run(out, argv, buf.getvalue(), hashes(out))
+
+
+def check_unchanged(run: Run):
+    """At the session's end: no test changed a shared run."""
+    assert hashes(run.out) == run.files, f"a test changed the shared run {run.out}: change a copy (tiny.copy_run)"
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, data_dir, one_thread) -> Run:
+def tiny_run(tmp_path_factory, data_dir, one_thread):
     """The whole ATM pipeline on tests/tiny.py's TINY students (k-fold students, the three baselines, the ATM
     student; workers=1): the run test_traps, test_plot, test_parallel, test_ablations and test_train read."""
     from tiny import TINY
-    return train_once(tmp_path_factory, "tiny_atm", *TINY, f"--data_dir={data_dir}")
+    run = train_once(tmp_path_factory, "tiny_atm", *TINY, f"--data_dir={data_dir}")
+    yield run
+    check_unchanged(run)
 
 
 @pytest.fixture(scope="session")
-def tiny_pre_run(tmp_path_factory, data_dir, one_thread) -> Run:
+def tiny_pre_run(tmp_path_factory, data_dir, one_thread):
     """A TINY pre-thinking run (no perception, no k-fold stage) on the same data."""
     from tiny import TINY
-    return train_once(tmp_path_factory, "tiny_pre", *TINY, f"--data_dir={data_dir}", "--mechanism=pre")
+    run = train_once(tmp_path_factory, "tiny_pre", *TINY, f"--data_dir={data_dir}", "--mechanism=pre")
+    yield run
+    check_unchanged(run)
 
 
 @pytest.fixture(scope="session")
@@ -68,11 +83,15 @@ def atm_run(tmp_path_factory, one_thread):
     """A trained tiny ATM student that answers first (tests/tiny.py TRAINED), on the built-in suite: its out_dir
     as a string."""
     from tiny import TRAINED
-    return str(train_once(tmp_path_factory, "atm", "--mechanism=atm", "--label_default=post", *TRAINED).out)
+    run = train_once(tmp_path_factory, "atm", "--mechanism=atm", "--label_default=post", *TRAINED)
+    yield str(run.out)
+    check_unchanged(run)
 
 
 @pytest.fixture(scope="session")
 def pre_run(tmp_path_factory, one_thread):
     """A trained tiny pre-thinking student (TRAINED), on the built-in suite: its out_dir as a string."""
     from tiny import TRAINED
-    return str(train_once(tmp_path_factory, "pre", "--mechanism=pre", *TRAINED).out)
+    run = train_once(tmp_path_factory, "pre", "--mechanism=pre", *TRAINED)
+    yield str(run.out)
+    check_unchanged(run)

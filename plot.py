@@ -1,7 +1,7 @@
 """Draw a training run: every student's loss, the accuracy / cost trade-off, where the perception sends each
 question and what it looks at; and a report.md that a course can hand out.
 
-    python plot.py out              # out/plots/{loss,tradeoff,p_post,attention}.png and out/report.md
+    python plot.py out     # out/plots/{loss,tradeoff,curve,chain_length,p_post,p_gold,attention}.png, out/report.md
 
 It reads what train.py left in the out_dir (results.json, log.jsonl, predictions_*.jsonl, ckpt.pt); a figure
 whose input is missing (e.g. no perception in a pre-only run) is skipped with a note. The drawing code lives in
@@ -56,6 +56,30 @@ def attention_figure(out_dir: str, path: str, R):
     return config, None
 
 
+def p_gold_figure(out_dir: str, path: str, R, config: dict | None):
+    """Draw the fold post students' p(gold answer) per group from labels.json; a note when it cannot."""
+    from atm_min.machinery.checkpoint import saved_config
+    from atm_min.machinery.data import load_examples
+
+    labels_path = os.path.join(out_dir, "labels.json")
+    if not os.path.isfile(labels_path):
+        return "p_gold: no labels.json in the out_dir (not an ATM run)"
+    cfg = saved_config({"config": config})  # the run's settings over the defaults (post_confidence, data_dir)
+    data_dir = cfg.data_dir or os.path.join(out_dir, f"synth_{cfg.synth_seed}")
+    train = os.path.join(data_dir, "train.jsonl")
+    try:
+        labels = R.read_json(labels_path)
+        groups = {ex.id: ex.group or "(no group)" for ex in load_examples(train)} if os.path.isfile(train) else {}
+    except ProjectError as e:
+        return f"p_gold: {e}"
+    rows = [(groups[i], e) for i, e in labels.items()
+            if i in groups and isinstance(e, dict) and R._number(e.get("p_gold"))]
+    if not rows:
+        return f"p_gold: no training question of labels.json with a p_gold and a group in {train}"
+    R.plot_p_gold(rows, cfg.post_confidence, path)
+    return None
+
+
 def main(argv=None) -> None:
     p = ArgumentParser(description=__doc__.split("\n\n")[0])  # a bad command line: one `error:` line too
     p.add_argument("out_dir", nargs="?", default="out", help="the training run's folder (default: %(default)s)")
@@ -90,6 +114,18 @@ def main(argv=None) -> None:
     R.plot_tradeoff(mechs, path("tradeoff"))
     figures["tradeoff"] = path("tradeoff")
 
+    curve = mechs.get("atm", {}).get("tradeoff")
+    if isinstance(curve, list) and curve:
+        R.plot_curve(mechs, curve, path("curve"))
+        figures["curve"] = path("curve")
+    else:
+        notes.append("curve: no atm.tradeoff in results.json (not an ATM run, or one from before the curve)")
+    if len(R.chain_levels(mechs)) > 1:
+        R.plot_chain_length(mechs, path("chain_length"))
+        figures["chain_length"] = path("chain_length")
+    else:
+        notes.append("chain_length: no multistep/N groups in results.json (not the built-in suite)")
+
     preds = R.read_predictions(out, mechs)
     if any(r.get("p_post") is not None for recs in preds.values() for r in recs):
         R.plot_p_post(preds, path("p_post"))
@@ -98,6 +134,11 @@ def main(argv=None) -> None:
         notes.append("p_post: no predictions_*.jsonl with the perception's p(answer first) (no ATM student)")
 
     ck_config, note = attention_figure(out, path("attention"), R)
+    note_gold = p_gold_figure(out, path("p_gold"), R, ck_config)
+    if note_gold:
+        notes.append(note_gold)
+    else:
+        figures["p_gold"] = path("p_gold")
     if note:
         notes.append(note)
     else:

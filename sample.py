@@ -14,6 +14,9 @@ it generated, the answer, the rationale when there is one, the perception's prob
 Generation stops at the newline that ends an answer-first answer, unless --explain (then only <|endoftext|>).
 --mode pre / post force a format on any student (ATM included, soft prompt kept): its output is started with that
 format's marker ("Reasoning:" / "Answer:") and it continues from there; --mode both shows both next to each other.
+A note follows a question that is outside the run's training forms (no training question reads like it, digits
+aside, or its length is outside theirs) and a forced mode the student never trained in on questions of its form
+(atm_min/machinery/forms.py): the output is then a guess, or a format it never learned there.
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ import torch
 
 from atm_min.answers import extract_answer, is_correct, normalize, parse_output
 from atm_min.evaluate import answer_records, generate_texts, summarize
-from atm_min.formats import MODE_MARKS, format_prompt, normalize_ws
+from atm_min.formats import MODE_MARKS, format_prompt, group_levels, normalize_ws
 from atm_min.machinery.checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
 from atm_min.machinery.config import TrainConfig
 from atm_min.machinery.data import load_examples
 from atm_min.machinery.errors import ArgumentParser, ProjectError
+from atm_min.machinery.forms import from_run
 from atm_min.machinery.gpt2 import get_tokenizer
 from atm_min.machinery.runtime import pick_device
 from atm_min.machinery.tables import format_table
@@ -84,7 +88,7 @@ def parse(argv):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The model: everything needed to rebuild it is in the checkpoint (train.py's save()).
+# The model: everything needed to rebuild it is in the checkpoint (machinery/runs.py train_run's save()).
 
 def load_model(path: str, device: str, tokenizer_path: str = ""):
     """(student, perception or None, tokenizer, checkpoint dict) from a train.py checkpoint."""
@@ -170,6 +174,11 @@ def _column(out, ex, explain):
     return rows
 
 
+def print_notes(forms, question, forced=()):
+    for note in forms.notes(question, forced) if forms is not None else []:
+        print(f"  note: {note}")
+
+
 def print_side_by_side(question, outs, ex, explain):
     """outs: {None: own choice, "pre": forced pre, "post": forced post}, each a generate_texts record."""
     own = outs[None]
@@ -223,8 +232,7 @@ def score_modes(runs, examples):
     counts = {}
     for i, ex in enumerate(examples):
         pre_ok, post_ok = records["pre"][i]["correct"], records["post"][i]["correct"]
-        parts = (ex.group or "").split("/") if ex.group else []
-        for key in ["/".join(parts[:k]) for k in range(1, len(parts) + 1)] + ["ALL"]:
+        for key in group_levels(ex.group) + ["ALL"]:
             c = counts.setdefault(key, [0, 0, 0, 0, 0])
             c[0] += 1
             c[1 + (0 if pre_ok and post_ok else 1 if pre_ok else 2 if post_ok else 3)] += 1
@@ -233,6 +241,19 @@ def score_modes(runs, examples):
     for key in sorted(counts, key=lambda k: (k == "ALL", k)):
         n, both, only_pre, only_post, neither = counts[key]
         print(f"  {key:<16}{n:>6}{both:>7}{only_pre:>10}{only_post:>11}{neither:>9}")
+
+
+def count_notes(forms, questions):
+    """--mode both on a scored file: how many questions are outside the training forms, and how many were forced
+    into a mode the student never trained in on their form."""
+    if forms is None:
+        return
+    outside = sum(any(n.startswith("outside") for n in forms.notes(q)) for q in questions)
+    untrained = {m: sum(any(n.startswith("forced") for n in forms.notes(q, (m,))) for q in questions)
+                 for m in ("pre", "post")}
+    print(f"\n{outside} of {len(questions)} questions are outside the training forms; forced think first on "
+          f"{untrained['pre']} and forced answer first on {untrained['post']} questions of a form the student never "
+          f"trained in that mode (python sample.py --question '...' --mode both names them)")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -251,6 +272,9 @@ def main(argv=None):
 
     # generate() clamps the budget to the context left; with --explain the rationale needs whatever is left.
     saved = saved_config(ck)
+    forms, why = from_run(ck, ckpt, saved, tok)  # what the student was trained on: for the notes
+    if why:
+        print(f"note: {why}", file=sys.stderr)
     max_new = args.max_new_tokens or (block_size if args.explain else saved.max_new_tokens)
     generator = torch.Generator(device=device).manual_seed(args.seed) if args.temperature > 0 else None
     # A student trained with routing="hard" never saw a soft prompt: its perception's classifier picks the mode
@@ -273,8 +297,10 @@ def main(argv=None):
         if examples is None:
             for i, q in enumerate(questions):
                 print_side_by_side(q, {m: outs[i] for m, outs in runs.items()}, None, args.explain)
+                print_notes(forms, q, ("pre", "post"))
         else:
             score_modes(runs, examples)
+            count_notes(forms, questions)
         return
     force = FORCE[args.mode]
     outs = run(force)
@@ -296,6 +322,7 @@ def main(argv=None):
             right = "right" if records[i]["correct"] else "wrong"
             print(f"  gold:      {normalize(ex.answer, ex.answer_type)} ({right})")
         print(f"  {out['new_tokens']} tokens, {out['ms']:.1f} ms")
+        print_notes(forms, q, (force,) if force else ())
     if examples is not None:
         ms = sum(o["ms"] for o in outs) / len(outs)
         summary = summarize(records, ms)

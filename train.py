@@ -21,18 +21,19 @@ import time
 
 import torch.distributed as dist
 
-from atm_min.evaluate import (agreement, oracle_summary, post_probabilities, random_routing_summary, summarize,
-                              timed_answers)
+from atm_min.evaluate import (agreement, generate_answers, oracle_summary, post_probabilities,
+                              random_routing_summary, summarize, threshold_sweep, timed_answers)
 from atm_min.labels import answer_first_confidence, evidence_counts, fold_ids, held_out_evidence, label, \
     shuffled_labels
 from atm_min.machinery.config import TrainConfig, parse_args
 from atm_min.machinery.data import load_data, write_text_atomic
+from atm_min.machinery.decided import add_decided_and_traps, open_questions
 from atm_min.machinery.errors import ProjectError
 from atm_min.machinery.gpt2 import get_tokenizer
 from atm_min.machinery.jobs import Job, run_all, write_json
 from atm_min.machinery.runs import trained
 from atm_min.machinery.runtime import Runtime, setup
-from atm_min.machinery.tables import format_label_counts, format_table
+from atm_min.machinery.tables import format_decided, format_label_counts, format_table
 
 MECHANISMS = ("pre", "post", "answer", "atm")  # the table's column order, whichever student finished first
 
@@ -86,6 +87,10 @@ def run_job(cfg: TrainConfig, job: Job, train, test, rt: Runtime | None = None, 
         if job.atm:
             out["train_p_post"] = post_probabilities(student, perception, tok, [train[i] for i in job.fit],
                                                      rt.device)
+            out["forced"] = {m: generate_answers(student, tok, test, rt.device, cfg.eval_batch_size,
+                                                 cfg.max_new_tokens, perception=perception, explain=cfg.explain, ctx=rt.ctx,
+                                                 force=m,
+                                                 routing=cfg.routing) for m in ("pre", "post")}  # the curve's ends
     if rt.world > 1:
         dist.barrier()
         if job.held_out is not None:
@@ -156,6 +161,7 @@ def main(argv):
         atm = results["atm"]
         atm["label_agreement"] = agreement(evals["atm"]["train_p_post"], labels)
         atm["label_counts"] = counts
+        atm["tradeoff"] = threshold_sweep(evals["atm"]["forced"]["pre"], evals["atm"]["forced"]["post"])
         if "pre" in evals and "post" in evals:
             pre, post = evals["pre"]["records"], evals["post"]["records"]
             test_labels = [label(a["correct"], b["correct"], cfg.label_rule, cfg.label_default, c,
@@ -163,10 +169,13 @@ def main(argv):
             atm["test_oracle_agreement"] = agreement([r["p_post"] for r in evals["atm"]["records"]], test_labels)
             results["oracle"] = oracle_summary(pre, post)
             results["random"] = random_routing_summary(pre, post, atm["post_fraction"])
+    add_decided_and_traps(results, {m: ev["records"] for m, ev in evals.items()}, open_questions(train, test))
     table = dict(results)
     results["run"] = {"command": " ".join(["python train.py", *argv]), "wall_time_s": time.time() - t_start}
     write_json(os.path.join(cfg.out_dir, "results.json"), results, indent=2)
     print(format_table(table))
+    if any("traps" in r for r in table.values()):  # the built-in suite: its traps beside the decided questions
+        print(format_decided(table))
     if "atm" in results:
         atm = results["atm"]
         print(format_label_counts(atm["label_counts"]))

@@ -25,6 +25,7 @@ import dataclasses
 import json
 import os
 import random
+import re
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -93,6 +94,17 @@ def direct_example(rng: random.Random, n: int, cfg: SynthConfig):
     rationale = f"The number is {number}. It ends in {ending}. {ending} is {said}, so {number} is {said}."
     truth = "even" if int(number[-1]) % 2 == 0 else "odd"
     return question, rationale, "yes" if said == asked else "no", "yes" if truth == asked else "no"
+
+
+def is_trap(question: str) -> bool:
+    """A parity question ("Is 74 even?") whose first digit is 5-9 and of the other parity than its last digit:
+    exactly where the slipping teacher is wrong, so with slip_rate=1 the filter keeps every trap out of the
+    training data, and the training answers leave open which digit decides (data/traps.py counts them)."""
+    m = re.fullmatch(r"Is (\d+) (even|odd)\?", question.strip())
+    if not m:
+        return False
+    first, last = int(m.group(1)[0]), int(m.group(1)[-1])
+    return first >= 5 and first % 2 != last % 2
 
 
 def make_split(rng: random.Random, n_questions: int, cfg: SynthConfig, split: str, only_correct: bool):

@@ -24,18 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from atm_min.machinery.errors import ArgumentParser, DataError, ProjectError  # noqa: E402
 from atm_min.machinery.data import load_examples  # noqa: E402
 from atm_min.machinery.report import read_jsonl  # noqa: E402  (no torch, no matplotlib at import)
+from data.synth import is_trap  # noqa: E402,F401  (the suite defines its traps; used here and by train.py)
 
 # --forced: the checkpoints train.py leaves in out_dir, and the name each is shown under
 CHECKPOINTS = {"atm": "ckpt.pt", "pre": "baseline_pre.pt", "post": "baseline_post.pt"}  # answer-only has no modes
-
-
-def is_trap(question: str) -> bool:
-    """A parity question ("Is 74 even?") whose first digit is 5-9 and of the other parity than its last digit."""
-    m = re.fullmatch(r"Is (\d+) (even|odd)\?", question.strip())
-    if not m:
-        return False
-    first, last = int(m.group(1)[0]), int(m.group(1)[-1])
-    return first >= 5 and first % 2 != last % 2
 
 
 def category(example) -> str:

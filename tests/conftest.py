@@ -80,10 +80,12 @@ def tiny_pre_run(tmp_path_factory, data_dir, one_thread):
 
 @pytest.fixture(scope="session")
 def atm_run(tmp_path_factory, one_thread):
-    """A trained tiny ATM student that answers first (tests/tiny.py TRAINED), on the built-in suite: its out_dir
-    as a string."""
+    """A trained tiny ATM student that answers first (tests/tiny.py TRAINED; its labels are all answer first:
+    unsure fold students, label_default=post), on the built-in suite, its first 12 test questions answered in
+    batches of 64: its out_dir as a string."""
     from tiny import TRAINED
-    run = train_once(tmp_path_factory, "atm", "--mechanism=atm", "--label_default=post", *TRAINED)
+    run = train_once(tmp_path_factory, "atm", "--mechanism=atm", "--label_default=post", *TRAINED, "--max_test=12",
+                     "--eval_batch_size=64")
     yield str(run.out)
     check_unchanged(run)
 

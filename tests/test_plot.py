@@ -36,7 +36,7 @@ def test_plot_writes_four_pngs_and_the_report(tiny_run, tmp_path, capsys):
     for name in R.FIGURES:
         png = run / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == PNG, name
-    assert f"wrote 4 figures to {run / 'plots'}" in out
+    assert f"wrote {len(R.FIGURES)} figures to {run / 'plots'}" in out
     report = (run / "report.md").read_text()
     for name in R.FIGURES:  # embedded with paths relative to report.md, so the folder can be handed out
         assert f"](plots/{name}.png)" in report
@@ -106,9 +106,9 @@ def test_a_run_without_log_or_perception_gets_the_figures_it_can(tmp_path, capsy
     rc, out, err = plot_cli(capsys, d)
     assert rc == 0, err
     assert sorted(p.name for p in (d / "plots").iterdir()) == ["tradeoff.png"]
-    assert out.count("note: ") == 3 and "wrote 1 figures" in out
+    assert out.count("note: ") == 6 and "wrote 1 figures" in out  # no log, curve, chains, labels, ckpt
     report = (d / "report.md").read_text()
-    assert report.count("Not drawn:") == 3 and "newfangled" in report
+    assert report.count("Not drawn:") == 6 and "newfangled" in report
     assert "no record of the training command" in report and "python plot.py" in report
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+REFERENCE = ("oracle", "random")  # rows computed from the pre and post students' answers (evaluate.py)
+
 
 def format_table(results: dict) -> str:
     """A plain-text table: one row per group (and overall), one block of columns per mechanism: accuracy, the
@@ -24,7 +26,9 @@ def format_table(results: dict) -> str:
     for g in groups:
         lines.append(row(g, lambda m: results[m]["by_group"].get(g)))
     lines.append(row("ALL", lambda m: results[m]))
-    lines.append(f"{'ms/question':<14}" + "".join(f"{results[m]['ms_per_question']:>{w}.2f}" for m in mechs))
+    # the reference rows (oracle, random) are computed from other students' answers: they generate nothing
+    lines.append(f"{'ms/question':<14}" + "".join(f"{'-':>{w}}" if m in REFERENCE else
+                                                   f"{results[m]['ms_per_question']:>{w}.2f}" for m in mechs))
     return "\n".join(lines)
 
 
@@ -39,3 +43,26 @@ def format_label_counts(counts: dict) -> str:
             rows.append(f"{g:<16}" + "".join(f"{c[k]:>11}" for k in cols))
     rows.append(f"{'ALL':<16}" + "".join(f"{counts['ALL'][k]:>11}" for k in cols))
     return "\n".join(rows)
+
+
+def format_decided(results: dict) -> str:
+    """Accuracy per family on the questions the training data decide, and on the traps they leave open
+    (machinery/decided.py), one column per mechanism: issue 9's per-group targets are read from the first rows."""
+    mechs = [m for m, r in results.items() if isinstance(r, dict) and "traps" in r]
+    if not mechs:
+        return ""
+    first = results[mechs[0]]
+    families = [g for g in first["decided"]["by_group"] if "/" not in g]
+    w = 9
+    head = f"{'':<18}{'n':>5}" + "".join(f"{m:>{w}}" for m in mechs)
+    lines = [f"accuracy on the questions the training data decide, and on the {first['traps']['n']} traps they leave "
+             f"open (data/traps.py):", head, "-" * len(head)]
+
+    def row(name, n, get):
+        lines.append(f"{name:<18}{n:>5}" + "".join(f"{get(results[m]):>{w}.3f}" for m in mechs))
+
+    for g in families:
+        row(f"{g}, decided", first["decided"]["by_group"][g]["n"], lambda r: r["decided"]["by_group"][g]["accuracy"])
+    row("ALL, decided", first["decided"]["n"], lambda r: r["decided"]["accuracy"])
+    row("traps", first["traps"]["n"], lambda r: r["traps"]["accuracy"])
+    return "\n".join(lines)

@@ -82,8 +82,8 @@ def offline_env(d: Path) -> dict:
 
 # ---------------------------------------------------------------------------------------------------- the cases
 # Each case gets its own empty folder d and the shared files s; it may write its input files into d, and returns
-# (the script's arguments, text the error message must contain: one string or a tuple of them). Whatever d holds before the run must be there,
-# unchanged, after it.
+# (the script's arguments, text the error message must contain: one string or a tuple of them). Whatever d holds
+# before the run must be there, unchanged, after it.
 
 CASES = {}  # "script: what" -> (script, the function that sets the case up)
 

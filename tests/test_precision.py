@@ -48,6 +48,12 @@ def test_bfloat16_training_step_computes_in_bfloat16_and_keeps_float32_weights(t
     logits32, loss32 = student(batch["x"], batch["y"])
     assert abs(loss.item() - loss32.item()) < 0.05 * loss32.item()  # rounding, not another model
     assert loss.item() != loss32.item()  # and it did compute in bfloat16
+    # the training steps themselves ran under the autocast: the same run in float32 ends elsewhere, nearby
+    cfg32 = dataclasses.replace(cfg, dtype="float32")
+    student32, _ = runs.train_run(cfg32, runtime.setup(cfg32), TOK, train, ["post", "pre"] * (len(train) // 2),
+                                  str(tmp_path / "c32.pt"), atm=True, iters=4, show=False)
+    w, w32 = student.lm_head.weight, student32.lm_head.weight
+    assert not torch.equal(w, w32) and torch.allclose(w, w32, atol=0.02)
 
 
 def test_bfloat16_pipeline_end_to_end_on_cpu(tmp_path, data_dir):

@@ -86,7 +86,7 @@ def train_run(cfg: TrainConfig, rt, tok, examples, modes, ckpt_path: str, atm: b
         if it % cfg.log_interval == 0 or it == iters:
             elapsed = time.time() - state["t0"]
             metrics = {"loss": lm_loss.item(), **({"aux": aux.item()} if atm else {})}
-            progress.log(it, {desc: metrics}, lr=lr, tok_s=state["tokens"] / elapsed, elapsed_s=elapsed)
+            progress.log(it, {desc: metrics}, lr=lr, tok_s=float(state["tokens"]) / elapsed, elapsed_s=elapsed)
         if time.time() - state["last_save"] > cfg.save_interval_s:
             save(done=False)
             state["last_save"] = time.time()

@@ -3,7 +3,6 @@ every step runs on the CPU at toy sizes (so the script is known to work before a
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 import train as T
-from atm_min.batches import encode_items, collate, perception_inputs, question_inputs, pad_left
+from atm_min.batches import collate, encode_items, perception_inputs, question_inputs
 from atm_min.evaluate import generate_texts
-from atm_min.formats import Example, encode, format_prompt
+from atm_min.formats import Example, encode
 from atm_min.labels import answer_first_confidence, fold_ids, label
 from atm_min.learner import Learner
 from atm_min.model import GPT, GPTConfig
@@ -136,7 +136,7 @@ def test_lr_schedule_values():
     assert lr_at(cfg, 100, iters) == pytest.approx(0.1)  # and stays at min_lr beyond the end
 
 
-def test_train_uses_the_schedule_at_every_step(data_dir):
+def test_train_uses_the_schedule_at_every_step():
     cfg = parse_args(tiny_args("unused", "--warmup_iters=2", "--lr=0.02", "--min_lr=0.002"))
     seen = []
     model = Learner(student(), None)
@@ -169,7 +169,7 @@ def test_weight_decay_shrinks_matrices_only():
     assert n_matrices and n_vectors and any(".ln_" in n or "ln_f" in n for n in before)
 
 
-def test_gradient_clipping_caps_the_global_norm_of_the_update(data_dir):
+def test_gradient_clipping_caps_the_global_norm_of_the_update():
     """One SGD step at lr 1 moves the weights by exactly the (clipped) gradient: its global norm is grad_clip."""
     items = encode_items(TOK, examples(), ["pre", "post", "pre"])
 

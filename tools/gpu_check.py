@@ -109,7 +109,6 @@ def step_default(a, timeout):
 
 
 def _final_state(path):
-    import torch
     from atm_min.machinery.checkpoint import load_checkpoint
     ck = load_checkpoint(path)
     return ck["iter"], {k: v.float() for k, v in ck["learner"].items()}

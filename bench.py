@@ -210,7 +210,7 @@ def bench_generation():
 
 
 def bench_parallel():
-    """train.py's independent students (fold students, baselines): one after another in one process with all
+    """The pipeline's independent students (fold students, baselines): one after another in one process with all
     its threads, or one process per core with one thread each (atm_min/machinery/parallel.py). Rounds alternate, so
     background load hits both alike; every number is printed, not only the best."""
     from atm_min.machinery.parallel import JobRunner, plan_workers, time_training_steps

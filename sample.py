@@ -26,7 +26,7 @@ import torch
 
 from atm_min.answers import extract_answer, is_correct, normalize, parse_output
 from atm_min.evaluate import answer_records, generate_texts, summarize
-from atm_min.formats import MODE_MARKS, format_prompt, normalize_ws
+from atm_min.formats import MODE_MARKS, format_prompt, group_levels, normalize_ws
 from atm_min.machinery.checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
 from atm_min.machinery.config import TrainConfig
 from atm_min.machinery.data import load_examples
@@ -84,7 +84,7 @@ def parse(argv):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The model: everything needed to rebuild it is in the checkpoint (train.py's save()).
+# The model: everything needed to rebuild it is in the checkpoint (machinery/runs.py train_run's save()).
 
 def load_model(path: str, device: str, tokenizer_path: str = ""):
     """(student, perception or None, tokenizer, checkpoint dict) from a train.py checkpoint."""
@@ -223,8 +223,7 @@ def score_modes(runs, examples):
     counts = {}
     for i, ex in enumerate(examples):
         pre_ok, post_ok = records["pre"][i]["correct"], records["post"][i]["correct"]
-        parts = (ex.group or "").split("/") if ex.group else []
-        for key in ["/".join(parts[:k]) for k in range(1, len(parts) + 1)] + ["ALL"]:
+        for key in group_levels(ex.group) + ["ALL"]:
             c = counts.setdefault(key, [0, 0, 0, 0, 0])
             c[0] += 1
             c[1 + (0 if pre_ok and post_ok else 1 if pre_ok else 2 if post_ok else 3)] += 1

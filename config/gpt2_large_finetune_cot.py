@@ -19,7 +19,7 @@ on_too_long = "fail"   # see the longest example before choosing "drop"
 mechanism = "atm"
 baselines = True
 
-# model: GPT-2 large's shape (checked against GPT2_SHAPES in atm_min/config.py)
+# model: GPT-2 large's shape (checked against GPT2_SHAPES in atm_min/machinery/config.py)
 init_from = "gpt2-large"
 tokenizer = "gpt2"
 tokenizer_path = ""

@@ -17,7 +17,7 @@ on_too_long = "fail"
 mechanism = "atm"
 baselines = True
 
-# model: GPT-2 small's shape (checked against GPT2_SHAPES in atm_min/config.py)
+# model: GPT-2 small's shape (checked against GPT2_SHAPES in atm_min/machinery/config.py)
 init_from = "gpt2"
 tokenizer = "gpt2"
 tokenizer_path = ""

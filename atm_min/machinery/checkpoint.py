@@ -199,7 +199,7 @@ def saved_config(ck: dict) -> SimpleNamespace:
 
 
 def learner_from_checkpoint(ck: dict, cfg, path: str = "the checkpoint") -> Learner:
-    """The Learner saved in checkpoint dict ck (train.py's save()); cfg gives the perception's sizes (normally
+    """The Learner saved in checkpoint dict ck (runs.py train_run's save()); cfg gives the perception's sizes (normally
     saved_config(ck)). Raises CheckpointError when the checkpoint does not match this code's model."""
     try:
         learner = build_learner(cfg, GPT(GPTConfig(**ck["model_args"])), atm=ck["atm"])

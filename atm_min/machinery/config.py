@@ -1,17 +1,19 @@
-"""Every training setting in one typed dataclass, and the nanoGPT-style command line that fills it.
+"""Machinery: every training setting in one typed dataclass, and the command line that fills it.
 
     python train.py [config/file.py ...] [--key=value | --key value | --flag | --no-flag] ...
 
 Config files are applied first (in the order given), then the command-line settings (so the command line
 always wins). A config file is plain Python assignments (`n_layer = 4`) executed into a private namespace.
-Every value is type-checked against the field's annotation and the whole config is checked by
-`TrainConfig.validate()`; any problem raises `ConfigError` with a message that names the setting.
+The command line is parsed by argparse, as every script's is (errors.ArgumentParser: one `error:` line, a
+did-you-mean for an unknown name), with one option per field. Every value is type-checked against the field's
+annotation and the whole config is checked by `TrainConfig.validate()`; any problem raises `ConfigError` with a
+message that names the setting.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import difflib
 import inspect
 import math
 import os
@@ -20,7 +22,7 @@ import types
 import typing
 from dataclasses import dataclass
 
-from .errors import ConfigError  # defined with the project's other errors; still importable from here
+from .errors import ArgumentParser, ConfigError, unknown_setting
 
 
 # Pretrained shapes of the GPT-2 family, so that a recipe cannot silently disagree with the weights it loads.
@@ -204,23 +206,24 @@ def _or_list(items) -> str:
 
 
 def _unknown(key: str, where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, _FIELD_TYPES, n=3, cutoff=0.6)
-    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "see --help for the settings"
-    return ConfigError(f"unknown setting {key!r} ({where}): {hint}")
+    return unknown_setting(key, where, _FIELD_TYPES, "train.py")
 
 
-def _from_string(key: str, raw: str, where: str):
-    """Parse the command-line string `raw` as the type of field `key`."""
+def _from_string(key: str):
+    """argparse's type function for field `key`: the command-line string as the field's type."""
     typ = _FIELD_TYPES[key]
-    try:
-        if typ is bool:
-            low = raw.strip().lower()
-            if low in _TRUE or low in _FALSE:
-                return low in _TRUE
-            raise ValueError
-        return typ(raw)  # str(raw), int("12"), float("3e-4"); int("abc") / float("fast") raise ValueError
-    except ValueError:
-        raise ConfigError(f"{where}: {key} expects {_TYPE_NAMES[typ]}, got {raw!r}") from None
+
+    def convert(raw: str):
+        try:
+            if typ is bool:
+                low = raw.strip().lower()
+                if low in _TRUE or low in _FALSE:
+                    return low in _TRUE
+                raise ValueError
+            return typ(raw)  # str(raw), int("12"), float("3e-4"); int("abc") / float("fast") raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{key} expects {_TYPE_NAMES[typ]}, got {raw!r}") from None
+    return convert
 
 
 def _from_python(key: str, value, where: str):
@@ -263,47 +266,23 @@ def load_config_file(path: str) -> dict:
     return settings
 
 
-def _split_args(argv: list[str]) -> tuple[list[str], list[tuple[str, object]]]:
-    """Separate config files from settings; return (files, [(key, value), ...]) in command-line order."""
-    files, settings = [], []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if not arg.startswith("--"):
-            files.append(arg)
-            continue
-        name, has_value, raw = arg[2:].partition("=")
-        key = name.replace("-", "_")  # --max-iters works too
-        if not key:
-            raise ConfigError(f"{arg!r}: expected --key=value")
-        if key not in _FIELD_TYPES and key.startswith("no_") and not has_value:  # --no-flag / --no_flag
-            flag = key[3:]
-            if flag not in _FIELD_TYPES:
-                raise _unknown(flag, f"from {arg}")
-            if _FIELD_TYPES[flag] is not bool:
-                raise ConfigError(f"{arg}: only true/false settings take --no-; {flag} expects "
-                                  f"{_TYPE_NAMES[_FIELD_TYPES[flag]]}")
-            settings.append((flag, False))
-            continue
-        if key not in _FIELD_TYPES:
-            raise _unknown(key, f"from {arg}")
-        if not has_value:
-            nxt = argv[i] if i < len(argv) else None
-            if _FIELD_TYPES[key] is bool:
-                # bare --flag means True; `--flag false` also works, without mistaking a config file for a value
-                if nxt is not None and nxt.strip().lower() in _TRUE + _FALSE:
-                    raw, i = nxt, i + 1
-                else:
-                    raw = "true"
-            elif nxt is None or nxt.startswith("--"):
-                raise ConfigError(f"--{name} needs a value: --{name}=VALUE or --{name} VALUE "
-                                  f"({_TYPE_NAMES[_FIELD_TYPES[key]]})")
-            else:
-                raw, i = nxt, i + 1
-            arg = f"--{name} {raw}"
-        settings.append((key, _from_string(key, raw, arg)))
-    return files, settings
+def _parser() -> ArgumentParser:
+    """One option per TrainConfig field, also spelled with dashes (--max-iters); a true/false field is also a bare
+    --flag and --no-flag. Positional arguments are config files. Options left out keep no value (SUPPRESS), so
+    only what the command line says overrides the config files."""
+    p = ArgumentParser(prog="train.py", add_help=False, allow_abbrev=False)
+    p.bare_type_errors = True  # "max_iters expects an integer, got 'abc'" says it all
+    p.add_argument("files", nargs="*")
+    for name, typ in _FIELD_TYPES.items():
+        spellings = list(dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"]))
+        if typ is bool:
+            p.add_argument(*spellings, dest=name, nargs="?", const=True, type=_from_string(name),
+                           default=argparse.SUPPRESS, help=name)
+            p.add_argument(*dict.fromkeys([f"--no-{name.replace('_', '-')}", f"--no_{name}"]), dest=name,
+                           action="store_false", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        else:
+            p.add_argument(*spellings, dest=name, type=_from_string(name), default=argparse.SUPPRESS, help=name)
+    return p
 
 
 def parse_args(argv: list[str]) -> TrainConfig:
@@ -312,11 +291,17 @@ def parse_args(argv: list[str]) -> TrainConfig:
     if "-h" in argv or "--help" in argv:
         print(usage())
         raise SystemExit(0)
-    files, settings = _split_args(argv)  # check the whole command line before running any file
+    # A bare --flag never takes the next word as its value unless it is true/false ("--compile cfg.py" is a flag
+    # and a config file); argparse would try to, so say "=true" for it.
+    flags = {f"--{n}" for n, t in _FIELD_TYPES.items() if t is bool} | \
+            {f"--{n.replace('_', '-')}" for n, t in _FIELD_TYPES.items() if t is bool}
+    argv = [f"{a}=true" if a in flags and (i + 1 == len(argv) or argv[i + 1].strip().lower() not in _TRUE + _FALSE)
+            else a for i, a in enumerate(argv)]
+    args = vars(_parser().parse_intermixed_args(argv))  # the whole command line is checked before any file runs
     values: dict = {}
-    for path in files:
+    for path in args.pop("files"):
         values.update(load_config_file(path))
-    values.update(settings)  # the command line wins over files
+    values.update(args)  # the command line wins over files
     return TrainConfig(**values).validate()
 
 

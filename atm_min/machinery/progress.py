@@ -72,7 +72,7 @@ class Progress:
         if self.log_file is not None:
             rows = [{"student": name, "step": step, **metrics, **common} for name, metrics in records.items()]
             # One write, flushed at once: a kill -9 loses at most this step, and processes that train students
-            # side by side (atm_min/parallel.py) can append to one log without splitting each other's lines.
+            # side by side (parallel.py) can append to one log without splitting each other's lines.
             self.log_file.write("".join(json.dumps({k: _rounded(v) for k, v in r.items()}) + "\n" for r in rows))
             self.log_file.flush()
         shown = {k: v for k, v in common.items() if k != "elapsed_s"}  # the bar shows its own elapsed time

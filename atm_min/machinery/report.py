@@ -25,6 +25,7 @@ import re
 from collections import defaultdict
 
 from .errors import DataError
+from ..formats import group_levels
 from .data import write_text_atomic
 
 FIGURES = ("loss", "tradeoff", "p_post", "attention")
@@ -123,12 +124,6 @@ def read_predictions(out_dir: str, names) -> dict[str, list[dict]]:
         if os.path.isfile(path):
             out[name] = read_jsonl(path)[0]
     return out
-
-
-def group_levels(group: str | None) -> list[str]:
-    """"multistep/3" -> ["multistep", "multistep/3"] (as evaluate.summarize counts it)."""
-    parts = group.split("/") if group else []
-    return ["/".join(parts[:k]) for k in range(1, len(parts) + 1)]
 
 
 # ----------------------------------------------------------------------------------------------------- figures

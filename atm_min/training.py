@@ -19,7 +19,8 @@ from .batches import batch_indices, collate, micro_batch
 
 
 def lr_at(cfg, it: int, iters: int) -> float:
-    """Linear warmup to cfg.lr over cfg.warmup_iters steps, then cosine decay to cfg.min_lr at the last step."""
+    """Linear warmup to cfg.lr over cfg.warmup_iters steps, then a cosine decay that reaches cfg.min_lr at step
+    `iters`, the end of the run (the last step taken, iters - 1, is just above it)."""
     if it < cfg.warmup_iters:
         return cfg.lr * (it + 1) / cfg.warmup_iters
     progress = (it - cfg.warmup_iters) / max(1, iters - cfg.warmup_iters)
@@ -44,7 +45,8 @@ def train(learner, optimizer, items, cfg, rt, iters: int, seed: int, start: int 
     seed fixes the data order: batch `it` is a function of (seed, it) alone, so a resumed run sees the batches
     the uninterrupted one would have seen. model: what computes the forward (learner itself, or learner compiled
     or wrapped in DDP). on_step(it, lr, lm_loss, aux, tokens) runs after every optimiser step (it = steps done,
-    tokens = target tokens in that step); a non-finite loss raises FloatingPointError before any update."""
+    tokens = target tokens in that step, a tensor); a non-finite loss raises FloatingPointError before any update
+    (a read of the loss on the host at every micro-step: tools/gpu_check.sh measures what that costs on a GPU)."""
     model = model if model is not None else learner
     global_batch = cfg.batch_size * cfg.grad_accum * rt.world  # sequences per optimiser step, all ranks
     learner.train()
@@ -58,7 +60,7 @@ def train(learner, optimizer, items, cfg, rt, iters: int, seed: int, start: int 
         for micro in range(cfg.grad_accum):
             batch = collate([items[i] for i in micro_batch(indices, micro, rt.rank, rt.world, cfg.batch_size)],
                             rt.device)
-            tokens += int((batch["y"] != -1).sum()) * rt.world
+            tokens += (batch["y"] != -1).sum() * rt.world  # a tensor: read on the host only when logged
             sync = micro == cfg.grad_accum - 1  # DDP: all-reduce gradients only on the last micro-step
             with (model.no_sync() if rt.world > 1 and not sync else nullcontext()), rt.ctx:
                 loss, lm_loss, aux = model(**batch, aux_weight=cfg.aux_weight)

@@ -6,7 +6,7 @@ import dataclasses
 import json
 
 import pytest
-from tiny import tiny_args
+from tiny import copy_run, tiny_args
 import torch
 
 import train as T
@@ -109,9 +109,8 @@ def test_ablation_settings_run_end_to_end(tmp_path, data_dir):
     assert all(r["text"].startswith(("Answer:", "Reasoning:")) for r in preds)  # hard routing forces a marker
 
 
-def test_evidence_from_reuses_an_earlier_runs_fold_students(tmp_path, data_dir, capsys):
-    first, second = tmp_path / "first", tmp_path / "second"
-    T.main(tiny_args(first, f"--data_dir={data_dir}", "--baselines=false"))
+def test_evidence_from_reuses_an_earlier_runs_fold_students(tmp_path, data_dir, tiny_run, capsys):
+    first, second = tiny_run.out, tmp_path / "second"  # the earlier run is only read
     capsys.readouterr()
     T.main(tiny_args(second, f"--data_dir={data_dir}", "--baselines=false", f"--evidence_from={first}",
                      "--label_rule=prefer_pre"))
@@ -128,11 +127,12 @@ def test_evidence_from_reuses_an_earlier_runs_fold_students(tmp_path, data_dir, 
                          f"--evidence_from={first}", "--max_train=40"))
 
 
-def test_resume_refuses_a_finished_run_of_another_shape(tmp_path, data_dir):
-    out = tmp_path / "run"
-    T.main(tiny_args(out, f"--data_dir={data_dir}", "--mechanism=pre"))
+def test_resume_refuses_a_finished_run_of_another_shape(tmp_path, data_dir, tiny_pre_run):
+    out = copy_run(tiny_pre_run, tmp_path / "run")
+    ckpt = (out / "ckpt.pt").read_bytes()
     with pytest.raises(errors.CheckpointError, match="n_embd=32, now 48"):
         T.main(tiny_args(out, f"--data_dir={data_dir}", "--mechanism=pre", "--resume", "--n_embd=48"))
+    assert (out / "ckpt.pt").read_bytes() == ckpt  # the finished run is left as it was
 
 
 def test_gated_soft_prompt_carries_only_the_decision():
@@ -168,7 +168,7 @@ def test_gated_soft_prompt_lets_the_students_loss_train_the_classifier():
     assert perc.mode_prompts.grad.abs().sum() > 0
 
 
-def test_gated_run_end_to_end_and_an_older_checkpoint_loads_as_free(tmp_path, data_dir):
+def test_gated_run_end_to_end_and_an_older_checkpoint_loads_as_free(tmp_path, data_dir, tiny_run):
     from atm_min.machinery.checkpoint import load_checkpoint
     from atm_min.machinery.checkpoint import learner_from_checkpoint, saved_config
     out = tmp_path / "gated"
@@ -176,9 +176,9 @@ def test_gated_run_end_to_end_and_an_older_checkpoint_loads_as_free(tmp_path, da
     ck = load_checkpoint(out / "ckpt.pt")
     assert ck["config"]["soft_prompt"] == "gated" and "perception.mode_prompts" in ck["learner"]
     assert learner_from_checkpoint(ck, saved_config(ck)).perception.prompt == "gated"
-    free = tmp_path / "free"
-    T.main(tiny_args(free, f"--data_dir={data_dir}", "--baselines=false"))
+    free = copy_run(tiny_run, tmp_path / "free")  # soft_prompt="free", the default
     ck = load_checkpoint(free / "ckpt.pt")
+    assert ck["config"]["soft_prompt"] == "free"
     del ck["config"]["soft_prompt"]  # as written before the setting existed
     assert learner_from_checkpoint(ck, saved_config(ck)).perception.prompt == "free"
     # a finished older checkpoint is reused by a --resume run as the model it was, whatever --soft_prompt says

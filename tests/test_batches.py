@@ -33,7 +33,7 @@ def test_encode_items_modes_and_post_flag():
         assert item.y[-1] == TOK.eot_id  # but learns to write it
         assert item.q_ids == TOK.encode(e.question)  # the perception reads the bare question, not the template
         assert len(item.features) == N_FEATURES
-    with pytest.raises(ValueError):  # one mode per example, no silent truncation
+    with pytest.raises(ValueError, match="shorter"):  # one mode per example, no silent truncation
         encode_items(TOK, EXAMPLES, ["pre"])
 
 

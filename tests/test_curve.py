@@ -4,16 +4,15 @@ threshold on p(answer first), no retraining; its two ends are the same student's
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 import sample
-import train as T
 from atm_min.evaluate import SWEEP, generate_answers, summarize, threshold_sweep
 from atm_min.machinery.checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
 from atm_min.machinery.data import load_examples, write_examples
 from atm_min.machinery.gpt2 import get_tokenizer
-from tiny import TRAINED
 
 
 def rec(p, mode, correct, tokens):
@@ -36,13 +35,11 @@ def test_sweep_answers_first_where_p_is_above_the_threshold():
     assert rates == sorted(rates, reverse=True)  # a higher threshold never answers more questions first
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, one_thread):
-    """A tiny trained ATM student; its labels (label_default=post, unsure fold students) make it answer first."""
-    out = tmp_path_factory.mktemp("curve")
-    T.main([f"--out_dir={out}", "--mechanism=atm", "--label_default=post", *TRAINED, "--max_test=12",
-            "--eval_batch_size=64"])
-    return out
+@pytest.fixture
+def run(atm_run):
+    """A tiny trained ATM student; its labels (label_default=post, unsure fold students) make it answer first
+    (conftest's atm_run: 12 test questions, answered in batches of 64)."""
+    return Path(atm_run)
 
 
 def sample_table(capsys, *argv):

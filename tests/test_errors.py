@@ -82,8 +82,8 @@ def offline_env(d: Path) -> dict:
 
 # ---------------------------------------------------------------------------------------------------- the cases
 # Each case gets its own empty folder d and the shared files s; it may write its input files into d, and returns
-# (the script's arguments, text the error message must contain). Whatever d holds before the run must be there,
-# unchanged, after it.
+# (the script's arguments, text the error message must contain: one string or a tuple of them). Whatever d holds
+# before the run must be there, unchanged, after it.
 
 CASES = {}  # "script: what" -> (script, the function that sets the case up)
 
@@ -116,6 +116,18 @@ def _(d, s):
 def _(d, s):
     bad = GOOD_ROW.encode() + GOOD_ROW.replace('"a"', '"b"').replace("even", "odd").encode().replace(b"It", LATIN1)
     return tiny(d / "out", data_folder(d, train=bad)), "train.jsonl: line 2 is not UTF-8"
+
+
+@case("train.py", "malformed rows in train.jsonl (listed under the error line)")
+def _(d, s):
+    good = json.loads(GOOD_ROW)
+    bad = GOOD_ROW + '{"id": "b", "question": "Q?"\n' + json.dumps({**good, "id": "c", "answer_type": "numeric"}) + "\n"
+    return tiny(d / "out", data_folder(d, train=bad.encode())), ("train.jsonl", "line 2", "line 3", "numeric")
+
+
+@case("train.py", "a setting that does not exist")
+def _(d, s):
+    return tiny(d / "out", "--n_layr=2"), ("unknown setting 'n_layr'", "n_layer")
 
 
 @case("train.py", "data folder missing")
@@ -184,7 +196,7 @@ def _(d, s):
 
 @case("sample.py", "run folder missing")
 def _(d, s):
-    return [f"--out_dir={d / 'nope'}", "--question", "Is 4 even?"], "no checkpoint at"
+    return [f"--out_dir={d / 'nope'}", "--question", "Is 4 even?"], ("no checkpoint at", "python train.py")
 
 
 @case("sample.py", "corrupt checkpoint")
@@ -345,7 +357,8 @@ def test_bad_input_gives_one_clean_error_line(sweep, name):
     assert len(errors) == 1, r.stderr[-3000:]
     # the error line comes last; only its own indented details (e.g. a list of bad lines) may follow it
     assert all(ln.startswith("  ") for ln in lines[errors[0] + 1:]), r.stderr[-3000:]
-    assert expect in "\n".join(lines[errors[0]:]), r.stderr[-3000:]
+    for text in (expect,) if isinstance(expect, str) else expect:
+        assert text in "\n".join(lines[errors[0]:]), r.stderr[-3000:]
     assert after == before, "the failed command wrote or changed files"  # nothing half-written, no temp files
 
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from atm_min.machinery.tables import format_table
-from atm_min.evaluate import generate_answers, generate_texts, summarize, timed_answers
+from atm_min.evaluate import (agreement, generate_answers, generate_texts, oracle_summary,
+                              random_routing_summary, summarize, timed_answers)
 from atm_min.machinery.data import Example
 from atm_min.model import GPT, GPTConfig
 from atm_min.perception import Perception
@@ -43,6 +44,29 @@ def test_summarize_numbers():
     assert g["multistep/3"] == dict(accuracy=0.5, n=2, post_fraction=0.5, avg_new_tokens=20.0)
     assert g["direct/4"] == g["direct"] == dict(accuracy=1.0, n=1, post_fraction=1.0, avg_new_tokens=6.0)
     assert "ms_per_question" not in g["multistep"]  # time is measured per run, not per group
+
+
+def test_oracle_and_random_rows_and_agreement_numbers():
+    """The table's reference rows from the pre and post students' records of the same questions, worked out by
+    hand: the oracle takes the cheaper right answer of the two (the cheaper answer when neither is right); the
+    random router, the expected values when each question is answered first with probability 0.25."""
+    pre = [rec("multistep/2", True, "pre", 30), rec("multistep/2", False, "pre", 40),
+           rec("direct/2", True, "pre", 20), rec("direct/2", False, "pre", 25)]
+    post = [rec("multistep/2", True, "post", 5), rec("multistep/2", True, "post", 8),
+            rec("direct/2", False, "post", 4), rec("direct/2", False, "post", 30)]
+    o = oracle_summary(pre, post)  # both right: post (5); only post: post (8); only pre: pre (20); neither: pre (25)
+    assert (o["accuracy"], o["post_fraction"], o["avg_new_tokens"]) == (3 / 4, 2 / 4, (5 + 8 + 20 + 25) / 4)
+    assert o["ms_per_question"] == 0.0 and o["n"] == 4
+    assert o["by_group"]["multistep"]["accuracy"] == 1.0 and o["by_group"]["direct"]["avg_new_tokens"] == 22.5
+    r = random_routing_summary(pre, post, 0.25)
+    assert r["accuracy"] == pytest.approx((1 + 0.25 + 0.75 + 0) / 4)
+    assert r["avg_new_tokens"] == pytest.approx((23.75 + 32 + 16 + 26.25) / 4)  # 0.25 * post + 0.75 * pre
+    assert r["by_group"]["direct"]["accuracy"] == pytest.approx(0.375) and r["ms_per_question"] == 0.0
+    assert r["post_fraction"] == 0.25 and all(g["post_fraction"] == 0.25 for g in r["by_group"].values())
+    with pytest.raises(ValueError, match="shorter"):  # the two lists must be records of the same questions
+        oracle_summary(pre, post[:3])
+    # agreement: p(answer first) > 0.5 against "post" (0.5 itself counts as thinking first)
+    assert agreement([0.9, 0.2, 0.6, 0.5], ["post", "pre", "pre", "pre"]) == 0.75
 
 
 def test_format_table_contains_each_mechanism_and_group():
@@ -131,12 +155,22 @@ def test_generate_with_perception_and_raw_questions():
     assert [o["text"] for o in outs] == [r["text"] for r in recs]  # the same helper underneath
     assert [o["p_post"] for o in outs] == pytest.approx([r["p_post"] for r in recs])
     assert all(o["ms"] > 0 for o in outs)
-    # sampling: reproducible with a seeded generator
-    a = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8, temperature=1.0, top_k=5,
-                       generator=torch.Generator().manual_seed(0))
-    b = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8, temperature=1.0, top_k=5,
-                       generator=torch.Generator().manual_seed(0))
-    assert [o["text"] for o in a] == [o["text"] for o in b]
+
+
+def test_sampling_reaches_the_model_and_is_seeded():
+    """temperature, top_k and the generator get to the student's sampler: the same seed gives the same texts,
+    another seed others, sampling is not greedy decoding, and top_k=1 is (whatever the temperature)."""
+    model = tiny_student()
+
+    def texts(seed=None, **kw):
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        return [o["text"] for o in generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8, generator=gen, **kw)]
+
+    greedy = texts()
+    assert texts(0, temperature=1.0, top_k=5) == texts(0, temperature=1.0, top_k=5)
+    assert texts(0, temperature=1.0, top_k=5) != texts(1, temperature=1.0, top_k=5)
+    assert texts(0, temperature=1.0, top_k=5) != greedy
+    assert texts(0, temperature=1.0, top_k=1) == greedy == texts(1, temperature=5.0, top_k=1)
 
 
 # ------------------------------------------------------------------------------------------------ forced modes

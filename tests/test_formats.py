@@ -9,6 +9,7 @@ from atm_min import answers
 from atm_min.answers import parse_output
 from atm_min.machinery.data import DataError, Example
 from atm_min.formats import ANSWER_MARK, IGNORE_INDEX, MODES, REASON_MARK, encode, format_prompt, format_target, make_xy
+from atm_min.machinery.config import ConfigError, parse_args
 from atm_min.machinery.data import check_lengths, length_report
 from atm_min.machinery.gpt2 import gpt2_tokenizer
 from atm_min.tokenizer import byte_tokenizer
@@ -73,8 +74,10 @@ def test_encode_and_make_xy_exact_post(tok):
 def test_make_xy_tiny():
     assert make_xy([1, 2, 3], [4, 5]) == ([1, 2, 3, 4], [-1, -1, 4, 5])
     assert make_xy([1], [4]) == ([1], [4])  # a one-token prompt masks nothing
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="non-empty prompt"):
         make_xy([], [4])
+    with pytest.raises(ValueError, match="non-empty target"):
+        make_xy([1], [])
 
 
 def test_stop_at_newline_ends_post_answer_not_pre_rationale(tok):
@@ -121,6 +124,8 @@ def test_check_lengths(tok, capsys):
     kept = check_lengths(tok, [EX, long], block_size=60, on_too_long="drop")
     assert kept == [EX]
     assert "dropping 1 of 2" in capsys.readouterr().out
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="on_too_long must be 'fail' or 'drop'"):  # called from code
         check_lengths(tok, [EX], block_size=60, on_too_long="truncate")
+    with pytest.raises(ConfigError, match="on_too_long"):  # the user's side: the setting is refused up front
+        parse_args(["--on_too_long=truncate"])
 

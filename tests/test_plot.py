@@ -7,31 +7,18 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from tiny import copy_run
 
 import plot
-import train as T
 from atm_min.machinery import report as R
-from atm_min.machinery.tables import format_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 needs_mpl = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
                                reason="matplotlib is not installed (CI installs it: requirements-dev.txt)")
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, one_thread):
-    """The whole ATM pipeline (k-fold students, baselines, ATM) on a one-layer student for a few steps."""
-    out = tmp_path_factory.mktemp("run")
-    T.main([f"--out_dir={out}", "--mechanism=atm", "--n_layer=1", "--n_embd=32", "--n_head=2", "--perc_heads=2",
-            "--n_prefix=2", "--batch_size=8", "--max_iters=10", "--fold_iters=6", "--warmup_iters=2",
-            "--max_train=48", "--max_test=24", "--folds=2", "--block_size=192", "--max_new_tokens=16",
-            "--device=cpu", "--dtype=float32", "--num_threads=1", "--log_interval=5"])
-    return out
 
 
 def plot_cli(capsys, *argv):
@@ -42,12 +29,10 @@ def plot_cli(capsys, *argv):
 
 
 @needs_mpl
-def test_plot_writes_four_pngs_and_the_report(run, capsys):
-    t0 = time.perf_counter()
+def test_plot_writes_four_pngs_and_the_report(tiny_run, tmp_path, capsys):
+    run = copy_run(tiny_run, tmp_path / "run")  # plot.py writes plots/ and report.md into the run's folder
     rc, out, err = plot_cli(capsys, run)
-    elapsed = time.perf_counter() - t0
     assert rc == 0, err
-    assert elapsed < 30  # ~2-4 s here; the default run's figures take about as long (the data is small)
     for name in R.FIGURES:
         png = run / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == PNG, name
@@ -55,13 +40,27 @@ def test_plot_writes_four_pngs_and_the_report(run, capsys):
     report = (run / "report.md").read_text()
     for name in R.FIGURES:  # embedded with paths relative to report.md, so the folder can be handed out
         assert f"](plots/{name}.png)" in report
-    results = json.loads((run / "results.json").read_text())
-    assert format_table(R.mechanisms(results)) in report  # the table train.py prints
-    # the command lines that made it: the training command (from ckpt.pt's config) and the plot command
+    # the results table is the one train.py printed, character for character
+    table = re.search(r"^## Results\n.*?^```text\n(.*?)\n```$", report, re.M | re.S).group(1)
+    assert table.count("\n") > 10 and table.startswith(" " * 14 + f"{'pre':>19}")
+    assert f"\n{table}\n" in tiny_run.stdout
+    # the command lines that made it: the training command train.py recorded, and the plot command
     train_cmd = re.search(r"^python train\.py .*$", report, re.M).group(0)
-    assert f"--out_dir={run}" in train_cmd and "--n_layer=1" in train_cmd and "--max_train=48" in train_cmd
+    assert train_cmd == " ".join(["python train.py", *tiny_run.argv])
     assert f"python plot.py {run}" in report
     assert "label_agreement" in report  # numbers beyond the table are listed too
+
+
+def test_training_command_without_a_record_is_rebuilt_from_the_checkpoint(tiny_run):
+    """An older run's results.json has no run.command: the command is rebuilt from ckpt.pt's config, the settings
+    that differ from TrainConfig's defaults."""
+    from atm_min.machinery.checkpoint import load_checkpoint
+    config = load_checkpoint(str(tiny_run.out / "ckpt.pt"))["config"]
+    cmd, source = R.training_command({"pre": STATS}, config)
+    args = cmd.split()
+    assert args[:2] == ["python", "train.py"] and "ckpt.pt's config" in source
+    assert {"--n_layer=1", "--max_train=48", "--fold_iters=6", f"--out_dir={tiny_run.out}"} <= set(args)
+    assert "--n_layer=2" not in args and not any(a.startswith("--lr=") for a in args)  # defaults are left out
 
 
 def test_read_log_keeps_the_last_run_of_each_student(tmp_path):

@@ -90,12 +90,20 @@ def test_jsonl_file_is_scored(atm_run, tmp_path, capsys):
     assert "acc  post%   tok" in out and "ALL" in out  # the same table as train.py
 
 
-def test_sampling_is_seeded(atm_run, capsys):
-    args = ["--out_dir", atm_run, "--question", Q, "--temperature", "1.0", "--top_k", "3", "--explain"]
-    _, a, _ = ask(capsys, *args, "--seed", "1")
-    _, b, _ = ask(capsys, *args, "--seed", "1")
-    strip = lambda s: re.sub(r"[\d.]+ ms", "", s)  # noqa: E731 (the timings differ)
-    assert strip(a) == strip(b)
+def test_sampling_is_seeded_and_reaches_the_model(atm_run, capsys):
+    """--temperature, --top_k and --seed get to the sampler: the same seed prints the same answer, sampling is not
+    greedy decoding (for some seed), and --top_k 1 is greedy decoding whatever the temperature."""
+    def answer(*extra):
+        rc, out, err = ask(capsys, "--out_dir", atm_run, "--question", Q, "--explain", *extra)
+        assert rc == 0, err
+        return re.sub(r"[\d.]+ ms", "", out)  # the timings differ
+
+    greedy = answer()
+    sampled = {seed: answer("--temperature", "1.0", "--top_k", "3", "--seed", str(seed)) for seed in range(1, 6)}
+    assert answer("--temperature", "1.0", "--top_k", "3", "--seed", "1") == sampled[1]
+    assert any(out != greedy for out in sampled.values())
+    assert len(set(sampled.values())) > 1  # the seed is used
+    assert answer("--temperature", "2.0", "--top_k", "1", "--seed", "1") == greedy
 
 
 def test_cli_subprocess(atm_run):
@@ -118,11 +126,10 @@ def one_line_error(rc, out, err, *needles):
 
 
 def test_missing_checkpoint(tmp_path, capsys):
-    one_line_error(*ask(capsys, "--out_dir", str(tmp_path / "none"), "--question", Q), "no checkpoint",
-                   "python train.py")
-    r = subprocess.run([sys.executable, "sample.py", "--out_dir", str(tmp_path / "none"), "--question", Q],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
-    one_line_error(r.returncode, r.stdout, r.stderr, "python train.py")
+    """(As a command of its own, with its exit status: test_errors.py's sweep, "sample.py: run folder missing".)"""
+    rc, out, err = ask(capsys, "--out_dir", str(tmp_path / "none"), "--question", Q)
+    one_line_error(rc, out, err, "no checkpoint", "python train.py")
+    assert rc == 1 and not (tmp_path / "none").exists()
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\n\t"])
@@ -175,12 +182,13 @@ def test_checkpoint_that_does_not_match_the_model(atm_run, tmp_path, capsys):
     one_line_error(*ask(capsys, "--ckpt", str(tmp_path / "bad.pt"), "--question", Q), "does not match")
 
 
-def test_other_input_errors(atm_run, tmp_path, capsys):
+def test_other_input_errors(atm_run, tmp_path, capsys, monkeypatch):
     one_line_error(*ask(capsys, "--out_dir", atm_run, "--file", str(tmp_path / "nope.txt")), "no such file")
     (tmp_path / "blank.txt").write_text("\n  \n")
     one_line_error(*ask(capsys, "--out_dir", atm_run, "--file", str(tmp_path / "blank.txt")), "no questions")
-    if not torch.cuda.is_available():
-        one_line_error(*ask(capsys, "--out_dir", atm_run, "--question", Q, "--device", "cuda"), "CUDA")
+    with monkeypatch.context() as m:  # a machine without a GPU, on this one whatever it has
+        m.setattr(torch.cuda, "is_available", lambda: False)
+        one_line_error(*ask(capsys, "--out_dir", atm_run, "--question", Q, "--device", "cuda"), "no CUDA GPU")
     (tmp_path / "bad.jsonl").write_text('{"id": "a", "question": "Q?"}\n')
     rc, out, err = ask(capsys, "--out_dir", atm_run, "--file", str(tmp_path / "bad.jsonl"))
     assert rc != 0 and err.startswith("error: ") and "line 1" in err and "Traceback" not in err

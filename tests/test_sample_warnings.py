@@ -4,16 +4,15 @@ never (or barely) trained in on questions of that form (atm_min/machinery/forms.
 import json
 import shutil
 import re
+from pathlib import Path
 
 import pytest
 
 import sample
-import train as T
 from atm_min.formats import Example
 from atm_min.machinery.data import load_examples
 from atm_min.machinery.forms import TrainingForms, form
 from atm_min.tokenizer import byte_tokenizer
-from tiny import TRAINED
 
 
 def ex(i, q, group):
@@ -51,12 +50,11 @@ def test_a_mode_barely_trained_on_a_form_gets_the_note():
     assert TrainingForms(byte_tokenizer(), many, None).notes("Is 55 even?", ("pre",)) == []  # modes unknown
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, one_thread):
-    """A tiny ATM run whose labels are all answer first (unsure fold students, label_default=post)."""
-    out = tmp_path_factory.mktemp("forms")
-    T.main([f"--out_dir={out}", "--mechanism=atm", "--label_default=post", *TRAINED])
-    return out
+@pytest.fixture
+def run(atm_run):
+    """A tiny ATM run whose labels are all answer first (conftest's atm_run: unsure fold students,
+    label_default=post)."""
+    return Path(atm_run)
 
 
 def sample_out(capsys, *argv):

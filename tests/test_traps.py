@@ -3,11 +3,8 @@
 import json
 import random
 
-import pytest
-
 from data.synth import SynthConfig, direct_example, generate
 from data.traps import category, cli, flip_first_digit, is_trap
-from tiny import tiny_args
 
 
 def test_trap_is_a_big_first_digit_of_the_other_parity():
@@ -39,18 +36,10 @@ def test_categories(data_dir):
         assert c in ("parity: trap", "parity: other") if e.group.startswith("direct") else c == e.group
 
 
-@pytest.fixture(scope="module")
-def tiny_atm_run(tmp_path_factory, data_dir):
-    import train as T
-    out = tmp_path_factory.mktemp("traps")
-    T.main(tiny_args(out, f"--data_dir={data_dir}"))
-    return out
-
-
-def test_counts_match_the_run_and_forced_modes_are_listed(tiny_atm_run, data_dir, capsys):
-    assert cli([str(tiny_atm_run), f"--data={data_dir}", "--forced"]) == 0
+def test_counts_match_the_run_and_forced_modes_are_listed(tiny_run, data_dir, capsys):
+    assert cli([str(tiny_run.out), f"--data={data_dir}", "--forced"]) == 0
     out = capsys.readouterr().out
-    results = json.loads((tiny_atm_run / "results.json").read_text())
+    results = json.loads((tiny_run.out / "results.json").read_text())
     own, forced = out.split("forced to start")
     header = own.splitlines()[1].split()
     all_row = next(line for line in own.splitlines() if line.startswith("ALL")).split()
@@ -82,16 +71,14 @@ def test_flipping_the_first_digit_turns_a_trap_into_a_harmless_question_and_back
         assert d >= 5 and d % 2 != int(str(n)[0]) % 2 and q.split()[1][1:] == str(n)[1:]
 
 
-def test_probe_reports_both_ways_and_needs_a_soft_prompt(tiny_atm_run, data_dir, capsys, tmp_path):
-    assert cli([str(tiny_atm_run), f"--data={data_dir}", "--probe"]) == 0
+def test_probe_reports_both_ways_and_needs_a_soft_prompt(tiny_run, tiny_pre_run, data_dir, capsys):
+    assert cli([str(tiny_run.out), f"--data={data_dir}", "--probe"]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  parity:")]
     assert lines and all("as asked" in ln and "flipped" in ln for ln in lines)
     # a pre-thinking run has no soft prompt: one error line, no traceback
-    import train as T
-    out = tmp_path / "pre"
-    T.main(tiny_args(out, f"--data_dir={data_dir}", "--mechanism=pre"))
-    assert cli([str(out), f"--data={data_dir}", "--probe"]) == 1
-    assert "no soft prompt" in capsys.readouterr().err
+    assert cli([str(tiny_pre_run.out), f"--data={data_dir}", "--probe"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "no soft prompt" in err[0]
 
 
 def test_a_cut_short_predictions_file_is_one_error_line(tmp_path, data_dir, capsys):

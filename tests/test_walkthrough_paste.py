@@ -18,13 +18,33 @@ def paste(code_blocks: list[str]) -> subprocess.CompletedProcess:
                           timeout=300, env=env)
 
 
-def test_an_interactive_prompt_takes_the_pasted_blocks_without_error():
+MARK = "\x1e"  # printed after each block (a character no block prints), to tell the blocks' outputs apart
+
+
+def test_an_interactive_prompt_takes_the_pasted_blocks_and_prints_what_the_document_shows():
+    """Every block runs without error, and prints what the ```text block after it shows (nothing, where there is
+    none). Numbers are compared to the precision they are printed with (test_walkthrough.same). After a
+    deliberate change: `python tests/test_walkthrough.py --update`, then review the diff."""
     found = blocks(DOC.read_text())
-    r = paste([code for code, _ in found])
+    pasted = []
+    for code, _ in found:
+        pasted += [code, f"print({MARK!r})\n"]  # after the block and the Enter that ends it
+    r = paste(pasted)
     errors = [line for line in r.stderr.splitlines() if "Error" in line or "Traceback" in line]
     assert not errors, "pasting docs/walkthrough.md into `python` fails:\n" + r.stderr[-3000:]
-    want = "".join(expected.group(2) for _, expected in found if expected is not None)
-    assert same(r.stdout, want), f"the pasted blocks print something else than the document shows:\n{r.stdout}"
+    outputs = r.stdout.split(MARK + "\n")
+    assert len(outputs) == len(found) + 1 and outputs[-1] == "", r.stdout[-3000:]
+    n_checked = 0
+    for n, ((code, expected), got) in enumerate(zip(found, outputs), start=1):
+        if expected is None:
+            assert not got, f"block {n} prints, but the document shows no ```text output after it:\n{got}"
+            continue
+        n_checked += 1
+        want = expected.group(2)
+        assert same(got, want), (f"docs/walkthrough.md block {n} printed something else than the document "
+                                 f"shows (run `python tests/test_walkthrough.py --update` after a deliberate "
+                                 f"change):\n--- code\n{code}--- document\n{want}--- now\n{got}")
+    assert len(found) >= 10 and n_checked >= 10
 
 
 def test_the_check_catches_a_loop_not_closed_by_a_blank_line_and_an_echoed_value():

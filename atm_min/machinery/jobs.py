@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import time
 from dataclasses import dataclass
 
@@ -74,6 +75,15 @@ def read_cached(cfg, job: Job):
     return cached
 
 
+def _test_hook_fold_cached(n_done: int):
+    """Test hook (tests/test_parallel.py): with ATM_TEST_KILL_AFTER_FOLDS=N in the environment the run kills itself
+    outright (SIGKILL, as kill -9 would) once N fold students of this run have cached their evidence, so the kill
+    lands between fold students whatever the machine's speed. Unset (always, outside that test): nothing."""
+    kill_after = int(os.environ.get("ATM_TEST_KILL_AFTER_FOLDS", "0"))
+    if kill_after and n_done == kill_after:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def run_all(cfg, rt, tok, train, test, folds: list[Job], mains: list[Job], work, make_labels):
     """Every job of the run. work(cfg, job, train, test, rt, tok, show) trains a job's student and returns its
     result; make_labels(evidence by fold job name) -> (labels, counts) once every fold student has answered,
@@ -103,12 +113,17 @@ def run_all(cfg, rt, tok, train, test, folds: list[Job], mains: list[Job], work,
     started = time.time()
     with JobRunner(workers, threads) as runner:
         in_worker = workers > 1
+        folds_cached = 0  # fold students of this run that have cached their evidence (for the test hook)
 
         def submit(job):
+            nonlocal folds_cached
             if in_worker:
                 runner.submit(job.name, work, job_cfg, job, train, test, None, None, False)
             else:
-                runner.submit(job.name, work, cfg, job, train, test, rt, tok)
+                runner.submit(job.name, work, cfg, job, train, test, rt, tok)  # runs the job here, now
+                if job.held_out is not None:
+                    folds_cached += 1
+                    _test_hook_fold_cached(folds_cached)
 
         # Jobs are handed to the pool only as workers come free, so the atm job, which waits for the labels,
         # can go to the front of the queue: it is the longest job, and starting it last would leave one worker
@@ -130,6 +145,9 @@ def run_all(cfg, rt, tok, train, test, folds: list[Job], mains: list[Job], work,
             name, out = finished
             if name.startswith("fold"):
                 evidence[name] = out
+                if in_worker:
+                    folds_cached += 1
+                    _test_hook_fold_cached(folds_cached)
                 if rt.master:
                     print(f"{name}: right on {sum(out['correct'])}/{len(out['correct'])} held-out questions "
                           f"({time.time() - started:.0f} s)")

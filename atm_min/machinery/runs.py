@@ -42,6 +42,9 @@ def train_run(cfg: TrainConfig, rt, tok, examples, modes, ckpt_path: str, atm: b
     process or another). on_step(it) is called after each step (tests use it to simulate a crash); show=False
     keeps the progress off the screen (worker processes), the log.jsonl records are written either way."""
     iters = iters or cfg.max_iters
+    ck = load_checkpoint(ckpt_path, map_location=rt.device) if cfg.resume and os.path.exists(ckpt_path) else None
+    if ck is not None:
+        check_same_model(cfg, ck, ckpt_path)  # before building: init_from may name weights to download
     torch.manual_seed(seed)
     router = atm and cfg.decider == "router"  # no student of its own: its specialists are the baselines
     learner = build_learner(cfg, None if router else build_student(cfg, tok.vocab_size), atm,
@@ -53,10 +56,11 @@ def train_run(cfg: TrainConfig, rt, tok, examples, modes, ckpt_path: str, atm: b
     items = encode_items(tok, examples, modes)
 
     start = 0
-    if cfg.resume and os.path.exists(ckpt_path):
-        ck = load_checkpoint(ckpt_path, map_location=rt.device)
+    if ck is not None:
         load_learner_state(learner, ck["learner"], ckpt_path)  # another model's checkpoint: a CheckpointError
         optimizer.load_state_dict(ck["optimizer"])
+        if rt.scaler is not None and "scaler" in ck:  # float16: the loss scale and its growth counter
+            rt.scaler.load_state_dict(ck["scaler"])
         set_rng_state(ck["rng"])
         start = ck["iter"]
         if rt.master:
@@ -69,7 +73,8 @@ def train_run(cfg: TrainConfig, rt, tok, examples, modes, ckpt_path: str, atm: b
                 "learner": learner.state_dict(), "optimizer": optimizer.state_dict(), "iter": state["it"],
                 "done": done, "config": config_to_dict(cfg),
                 "model_args": student.config.__dict__ if student is not None else {"vocab_size": tok.vocab_size},
-                "tokenizer": tok.name, "atm": atm, "rng": rng_state()})
+                "tokenizer": tok.name, "atm": atm, "rng": rng_state(),
+                **({"scaler": rt.scaler.state_dict()} if rt.scaler is not None else {})})
 
     model = learner
     if cfg.compile:
@@ -86,7 +91,7 @@ def train_run(cfg: TrainConfig, rt, tok, examples, modes, ckpt_path: str, atm: b
         if it % cfg.log_interval == 0 or it == iters:
             elapsed = time.time() - state["t0"]
             metrics = {"loss": lm_loss.item(), **({"aux": aux.item()} if atm else {})}
-            progress.log(it, {desc: metrics}, lr=lr, tok_s=state["tokens"] / elapsed, elapsed_s=elapsed)
+            progress.log(it, {desc: metrics}, lr=lr, tok_s=float(state["tokens"]) / elapsed, elapsed_s=elapsed)
         if time.time() - state["last_save"] > cfg.save_interval_s:
             save(done=False)
             state["last_save"] = time.time()
@@ -124,19 +129,42 @@ def model_keys() -> tuple[str, ...]:
     return tuple(sorted(seen - {"dropout", "attn_impl"})) + ("tokenizer",)
 
 
-def load_finished(cfg: TrainConfig, rt, tok, ckpt_path: str):
-    """(student, perception) from a finished run's checkpoint, or None if there is none to reuse."""
+# Our rule for --resume and a FINISHED checkpoint: it is reused only if it was trained as this run would train it --
+# the same model (model_keys) and the same budget: the same number of steps and these settings. Otherwise a
+# CheckpointError names what changed; reusing it would silently report another run's student as this one's.
+BUDGET_KEYS = ("batch_size", "grad_accum", "lr", "min_lr", "warmup_iters", "weight_decay", "beta1", "beta2",
+               "grad_clip", "aux_weight", "dropout", "freeze_student", "seed")
+
+
+def _changes(cfg, saved: dict, keys) -> list[str]:
+    return [f"{k}={saved[k]!r}, now {getattr(cfg, k)!r}" for k in keys if k in saved and saved[k] != getattr(cfg, k)]
+
+
+def check_same_model(cfg: TrainConfig, ck: dict, ckpt_path: str) -> None:
+    """A checkpoint of another model (any of model_keys changed) is a CheckpointError naming the settings, even
+    where the shapes would fit (n_head, routing, tokenizer): resuming it would train another model."""
+    changed = _changes(cfg, ck.get("config", {}), model_keys())
+    if changed:
+        raise CheckpointError(f"{ckpt_path} does not match the model asked for ({'; '.join(changed)}): use the "
+                              f"settings it was trained with, another --out_dir, or drop --resume to train afresh")
+
+
+def load_finished(cfg: TrainConfig, rt, tok, ckpt_path: str, iters: int | None = None):
+    """(student, perception) from a finished run's checkpoint, or None if there is none to reuse. A finished run
+    of another model or budget (iters steps, BUDGET_KEYS) is a CheckpointError."""
     if not (cfg.resume and os.path.exists(ckpt_path)):
         return None
     ck = load_checkpoint(ckpt_path, map_location=rt.device)
     if not ck.get("done"):
         return None
+    check_same_model(cfg, ck, ckpt_path)
     saved = ck.get("config", {})
-    changed = [k for k in model_keys() if k in saved and saved[k] != getattr(cfg, k)]
-    if changed:  # reusing it would silently evaluate another model than the one asked for
-        raise CheckpointError(f"{ckpt_path} is a finished run with other settings ("
-                              + ", ".join(f"{k}={saved[k]!r}, now {getattr(cfg, k)!r}" for k in changed)
-                              + "): use another --out_dir, or drop --resume to train again")
+    steps = iters or cfg.max_iters
+    changed = ([f"steps={ck['iter']}, now {steps}"] if ck["iter"] != steps else []) + _changes(cfg, saved, BUDGET_KEYS)
+    if changed:
+        raise CheckpointError(f"{ckpt_path} is a finished run with another training budget ({'; '.join(changed)}): "
+                              f"use the settings it was trained with, another --out_dir, or drop --resume to train "
+                              f"again")
     learner = learner_from_checkpoint(ck, saved_config(ck), ckpt_path).to(rt.device)  # the model that was saved
     return learner.student, learner.perception
 
@@ -182,7 +210,7 @@ def test_oracle_labels(cfg, rt, tok, test, evals: dict) -> list[str] | None:
 
 def trained(cfg, rt, tok, examples, modes, ckpt_path, **kw):
     """A finished student from ckpt_path if --resume found one, else a training run."""
-    done = load_finished(cfg, rt, tok, ckpt_path)
+    done = load_finished(cfg, rt, tok, ckpt_path, kw.get("iters"))
     if done is not None:
         if rt.master:
             print(f"{kw.get('desc', 'train')}: finished earlier, loaded {ckpt_path}")

@@ -69,7 +69,7 @@ def build_learner(cfg, student: GPT | None, atm: bool, vocab_size: int = 0) -> L
     """The student plus, for ATM, a fresh perception module sized by cfg (n_prefix, perc_*), routed as
     cfg.routing says; or, for ATM with another decider (cfg.decider), the student alone ("mode_token") or a
     Router alone, over a vocabulary of vocab_size ("router": student is None)."""
-    decider = getattr(cfg, "decider", "soft_prompt")
+    decider = getattr(cfg, "decider", "soft_prompt") if atm else "soft_prompt"
     if atm and decider == "router":
         return Learner(None, Router(vocab_size, cfg.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads,
                                     cfg.perc_input))

@@ -20,7 +20,7 @@ TOK = byte_tokenizer()
 # out here, not read from model_keys(), so that a key the code forgets fails this test).
 OTHER_VALUE = {"bias": False, "block_size": 160, "init_from": "gpt2", "n_embd": 48, "n_head": 4, "n_layer": 2,
                "n_prefix": 3, "perc_heads": 4, "perc_input": "tokens", "perc_layers": 2, "routing": "hard",
-               "soft_prompt": "gated", "tokenizer": "gpt2"}
+               "soft_prompt": "gated", "tokenizer": "gpt2", "decider": "mode_token"}
 OTHER_BUDGET = {"batch_size": 4, "grad_accum": 2, "lr": 1e-3, "min_lr": 1e-5, "warmup_iters": 3, "weight_decay": 0.0,
                 "beta1": 0.8, "beta2": 0.95, "grad_clip": 0.5, "aux_weight": 0.5, "dropout": 0.1,
                 "freeze_student": True, "seed": 7}
@@ -28,6 +28,10 @@ OTHER_BUDGET = {"batch_size": 4, "grad_accum": 2, "lr": 1e-3, "min_lr": 1e-5, "w
 
 def test_the_model_keys_are_all_listed_here():
     assert set(runs.model_keys()) == set(OTHER_VALUE)
+    # a baseline (no perception, no decider): none of the ATM student's own settings decide its model, so a
+    # router run may reuse the default run's pre and post baselines (docs/results.md)
+    atm_only = {"n_prefix", "perc_heads", "perc_input", "perc_layers", "soft_prompt", "decider"}
+    assert set(runs.model_keys(atm=False)) == set(OTHER_VALUE) - atm_only
 
 
 @pytest.fixture(scope="module")

@@ -113,10 +113,11 @@ def train_run(cfg: TrainConfig, rt, tok, examples, modes, ckpt_path: str, atm: b
     return student, perception
 
 
-def model_keys() -> tuple[str, ...]:
+def model_keys(atm: bool = True) -> tuple[str, ...]:
     """The settings that decide which model a checkpoint holds: those that build_student and build_learner read
     (found by building one on the meta device through a recording config, so this list cannot drift from the
-    code), plus the tokenizer. dropout and attn_impl are read too but change how it computes, not its weights."""
+    code), plus the tokenizer. dropout and attn_impl are read too but change how it computes, not its weights.
+    atm=False: a plain student's (a baseline's), which no perception or decider setting changes."""
     seen = set()
 
     class Recorder:
@@ -125,7 +126,7 @@ def model_keys() -> tuple[str, ...]:
             return getattr(TrainConfig(), name)
 
     with torch.device("meta"):
-        build_learner(Recorder(), build_student(Recorder(), 257), atm=True)
+        build_learner(Recorder(), build_student(Recorder(), 257), atm=atm)
     return tuple(sorted(seen - {"dropout", "attn_impl"})) + ("tokenizer",)
 
 
@@ -143,7 +144,7 @@ def _changes(cfg, saved: dict, keys) -> list[str]:
 def check_same_model(cfg: TrainConfig, ck: dict, ckpt_path: str) -> None:
     """A checkpoint of another model (any of model_keys changed) is a CheckpointError naming the settings, even
     where the shapes would fit (n_head, routing, tokenizer): resuming it would train another model."""
-    changed = _changes(cfg, ck.get("config", {}), model_keys())
+    changed = _changes(cfg, ck.get("config", {}), model_keys(ck.get("atm", True)))
     if changed:
         raise CheckpointError(f"{ckpt_path} does not match the model asked for ({'; '.join(changed)}): use the "
                               f"settings it was trained with, another --out_dir, or drop --resume to train afresh")

@@ -35,7 +35,7 @@ from atm_min.machinery.jobs import Job, run_all, write_json
 from atm_min.machinery.deciders import decider_answers
 from atm_min.machinery.runs import test_oracle_labels, trained
 from atm_min.machinery.runtime import Runtime, setup
-from atm_min.machinery.tables import format_decided, format_label_counts, format_table
+from atm_min.machinery.tables import format_summary
 
 MECHANISMS = ("pre", "post", "answer", "atm")  # the table's column order, whichever student finished first
 
@@ -183,16 +183,7 @@ def main(argv):
     table = dict(results)
     results["run"] = {"command": " ".join(["python train.py", *argv]), "wall_time_s": time.time() - t_start}
     write_json(os.path.join(cfg.out_dir, "results.json"), results, indent=2)
-    print(format_table(table))
-    if any("traps" in r for r in table.values()):  # the built-in suite: its traps beside the decided questions
-        print(format_decided(table))
-    if "atm" in results:
-        atm = results["atm"]
-        print(format_label_counts(atm["label_counts"]))
-        who = {"soft_prompt": "the perception", "mode_token": "the mode token", "router": "the router"}[cfg.decider]
-        print(f"atm: {who} agrees with the k-fold labels on {100 * atm['label_agreement']:.1f}% of training "
-              f"questions" + (f" and with the test-set oracle label on {100 * atm['test_oracle_agreement']:.1f}% of "
-                              f"test questions" if "test_oracle_agreement" in atm else ""))
+    print(format_summary(table, cfg.decider))  # the table, traps, k-fold evidence, agreements
     print(f"wrote {os.path.join(cfg.out_dir, 'results.json')}; wall time {results['run']['wall_time_s']:.0f} s")
 
 

@@ -66,3 +66,20 @@ def format_decided(results: dict) -> str:
     row("ALL, decided", first["decided"]["n"], lambda r: r["decided"]["accuracy"])
     row("traps", first["traps"]["n"], lambda r: r["traps"]["accuracy"])
     return "\n".join(lines)
+
+
+def format_summary(results: dict, decider: str = "soft_prompt") -> str:
+    """What train.py prints at the end of a run: the results table; on the built-in suite, the questions the
+    training data decide and the traps they leave open; for ATM the k-fold evidence and how often the decider
+    agrees with the training labels and the test-set oracle."""
+    lines = [format_table(results)]
+    if any("traps" in r for r in results.values()):
+        lines.append(format_decided(results))
+    if "atm" in results:
+        atm = results["atm"]
+        lines.append(format_label_counts(atm["label_counts"]))
+        who = {"soft_prompt": "the perception", "mode_token": "the mode token", "router": "the router"}[decider]
+        lines.append(f"atm: {who} agrees with the k-fold labels on {100 * atm['label_agreement']:.1f}% of training "
+                     f"questions" + (f" and with the test-set oracle label on {100 * atm['test_oracle_agreement']:.1f}% "
+                                     f"of test questions" if "test_oracle_agreement" in atm else ""))
+    return "\n".join(lines)

@@ -25,7 +25,7 @@ class PlotError(ProjectError, RuntimeError):
 def attention_figure(out_dir: str, path: str, R):
     """(ckpt config or None, note or None): draw the perception's attention for a few test questions."""
     from atm_min.machinery.checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
-    from atm_min.machinery.data import load_examples
+    from atm_min.machinery.data import load_examples, run_data_dir
     from atm_min.machinery.gpt2 import get_tokenizer
     from atm_min.machinery.trace import attention_maps
 
@@ -40,8 +40,7 @@ def attention_figure(out_dir: str, path: str, R):
     if not ck.get("atm"):
         return config, "attention: the main student has no perception (not an ATM run)"
     cfg = saved_config(ck)
-    data_dir = cfg.data_dir or os.path.join(out_dir, f"synth_{cfg.synth_seed}")
-    test = os.path.join(data_dir, "test.jsonl")
+    test = os.path.join(run_data_dir(cfg, out_dir), "test.jsonl")
     try:
         learner = learner_from_checkpoint(ck, cfg)
         tok = get_tokenizer(ck["tokenizer"], cfg.tokenizer_path or None)
@@ -59,14 +58,13 @@ def attention_figure(out_dir: str, path: str, R):
 def p_gold_figure(out_dir: str, path: str, R, config: dict | None):
     """Draw the fold post students' p(gold answer) per group from labels.json; a note when it cannot."""
     from atm_min.machinery.checkpoint import saved_config
-    from atm_min.machinery.data import load_examples
+    from atm_min.machinery.data import load_examples, run_data_dir
 
     labels_path = os.path.join(out_dir, "labels.json")
     if not os.path.isfile(labels_path):
         return "p_gold: no labels.json in the out_dir (not an ATM run)"
     cfg = saved_config({"config": config})  # the run's settings over the defaults (post_confidence, data_dir)
-    data_dir = cfg.data_dir or os.path.join(out_dir, f"synth_{cfg.synth_seed}")
-    train = os.path.join(data_dir, "train.jsonl")
+    train = os.path.join(run_data_dir(cfg, out_dir), "train.jsonl")
     try:
         labels = R.read_json(labels_path)
         groups = {ex.id: ex.group or "(no group)" for ex in load_examples(train)} if os.path.isfile(train) else {}

@@ -224,14 +224,18 @@ def check_lengths(tok, examples: Iterable[Example], block_size: int, modes: Sequ
     return [ex for ex in examples if ex.id not in skip]
 
 
+def run_data_dir(cfg, out_dir: str) -> str:
+    """A run's data folder: cfg.data_dir, or the built-in suite train.py generates into out_dir/synth_<seed>."""
+    return cfg.data_dir or os.path.join(out_dir, f"synth_{cfg.synth_seed}")
+
+
 def load_data(cfg, tok):
     """A run's (train, test, data_dir): the examples of cfg.data_dir, or the built-in synthetic suite (generated
     into out_dir/synth_<seed> on first use). Examples too long for the context fail the run before training, or
     are dropped, as cfg.on_too_long says."""
-    data_dir = cfg.data_dir
-    if not data_dir:
+    data_dir = run_data_dir(cfg, cfg.out_dir)
+    if not cfg.data_dir:
         from data.synth import SynthConfig, is_current, write_suite  # the generator lives with the data scripts
-        data_dir = os.path.join(cfg.out_dir, f"synth_{cfg.synth_seed}")
         # Under torchrun every rank may get here at once: each writes the same bytes through a temp file of its
         # own and renames it into place (atomic), so no rank reads a half-written file or loses a rename.
         # suite.json is written last, so its presence means the suite is complete; a suite from other generator

@@ -21,7 +21,7 @@ import re
 from collections import Counter
 
 from ..formats import normalize_ws
-from .data import load_examples
+from .data import load_examples, run_data_dir
 from .errors import DataError
 
 MODE_WORDS = {"pre": "think first", "post": "answer first"}
@@ -96,9 +96,7 @@ def trained_modes(ck: dict, ckpt_path: str, saved, n: int, ids: list[str]) -> li
 def from_run(ck: dict, ckpt_path: str, saved, tok) -> tuple[TrainingForms | None, str | None]:
     """(the run's training forms, None) or (None, why not): the training data are the run's data_dir or the
     built-in suite train.py generated beside the checkpoint (out_dir/synth_<seed>)."""
-    data_dir = saved.data_dir or os.path.join(os.path.dirname(os.path.abspath(ckpt_path)),
-                                              f"synth_{saved.synth_seed}")
-    path = os.path.join(data_dir, "train.jsonl")
+    path = os.path.join(run_data_dir(saved, os.path.dirname(os.path.abspath(ckpt_path))), "train.jsonl")
     if not os.path.isfile(path):
         return None, f"the run's training questions ({path}) are not there: no check of the question's form"
     try:

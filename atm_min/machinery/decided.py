@@ -24,10 +24,12 @@ def _split(records, is_open):
             [r for r, o in zip(records, is_open, strict=True) if o])
 
 
+def _without(stats: dict, *keys) -> dict:
+    return {k: v for k, v in stats.items() if k not in keys}
+
+
 def _summary(records) -> dict:
-    out = summarize(records, 0.0)
-    del out["ms_per_question"]  # a subset has no time of its own
-    return out
+    return _without(summarize(records, 0.0), "ms_per_question")  # a subset has no time of its own
 
 
 def add_decided_and_traps(results: dict, records: dict[str, list[dict]], is_open: list[bool]) -> None:
@@ -39,11 +41,10 @@ def add_decided_and_traps(results: dict, records: dict[str, list[dict]], is_open
     for mech, recs in records.items():
         decided, traps = _split(recs, is_open)
         results[mech]["decided"] = _summary(decided)
-        results[mech]["traps"] = {k: v for k, v in _summary(traps).items() if k != "by_group"}
+        results[mech]["traps"] = _without(_summary(traps), "by_group")
     if "oracle" in results and "pre" in records and "post" in records:
         (pre_d, pre_t), (post_d, post_t) = _split(records["pre"], is_open), _split(records["post"], is_open)
         rate = results["atm"]["post_fraction"]
         for name, make in (("oracle", oracle_summary), ("random", lambda a, b: random_routing_summary(a, b, rate))):
-            results[name]["decided"] = {k: v for k, v in make(pre_d, post_d).items() if k != "ms_per_question"}
-            results[name]["traps"] = {k: v for k, v in make(pre_t, post_t).items()
-                                      if k not in ("ms_per_question", "by_group")}
+            results[name]["decided"] = _without(make(pre_d, post_d), "ms_per_question")
+            results[name]["traps"] = _without(make(pre_t, post_t), "ms_per_question", "by_group")

@@ -152,6 +152,11 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The token embedding table: the one thing the perception module reads from a student (any student with
+        this method plugs in; the name is Hugging Face's)."""
+        return self.transformer.wte
+
     def num_params(self, non_embedding=True):
         n = sum(p.numel() for p in self.parameters())
         return n - self.transformer.wpe.weight.numel() if non_embedding else n

@@ -153,11 +153,11 @@ class Router(Perception):
 
 def soft_prompt(perception: Perception, student, q_ids, q_mask, features, return_att=False):
     """Run the perception on a batch of questions. It reads the question through the student's own token
-    embedding table (wte), so it sees the same vocabulary the student does. The embeddings are detached: the
+    embedding table (`get_input_embeddings`), so it sees the same vocabulary the student does. The embeddings are detached: the
     perception's classification loss on (noisy) k-fold labels must not pull the student's vocabulary around;
     the student's own loss still trains the perception through the soft prompt. A Router reads (and trains)
     its own embeddings, and its prefix is None."""
     if isinstance(perception, Router):
         return perception(perception.wte(q_ids), q_mask, features, return_att=return_att)
-    q_emb = student.transformer.wte(q_ids).detach()  # (B, Tq, C)
+    q_emb = student.get_input_embeddings()(q_ids).detach()  # (B, Tq, C)
     return perception(q_emb, q_mask, features, return_att=return_att)

@@ -115,8 +115,8 @@ FAULTS = [
           "atm_min/training.py", "with (model.no_sync() if rt.world > 1 and not sync else nullcontext()), rt.ctx:",
           "with (model.no_sync() if rt.world > 1 and not sync else nullcontext()):", ("tests/test_precision.py",)),
     Fault("no_detach_question", "the perception's label loss trains the student's embeddings",
-          "atm_min/perception.py", "q_emb = student.transformer.wte(q_ids).detach()",
-          "q_emb = student.transformer.wte(q_ids)", ("tests/test_perception.py",)),
+          "atm_min/perception.py", "q_emb = student.get_input_embeddings()(q_ids).detach()",
+          "q_emb = student.get_input_embeddings()(q_ids)", ("tests/test_perception.py",)),
 ]
 
 

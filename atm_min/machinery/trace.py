@@ -109,7 +109,7 @@ def trace_question(student, perception, tok, question: str, device="cpu", modes=
     t = dict(question=normalize_ws(question), prompt=prompt, prompt_ids=prompt_ids,
              prompt_pieces=[piece(tok, i) for i in prompt_ids], perception=perception is not None,
              tokenizer=tok.name, routing=routing)
-    wte = student.transformer.wte.weight.float()
+    wte = student.get_input_embeddings().weight.float()
     vocab_norms = wte.norm(dim=-1)  # (V,)
     t["wte_norm_median"] = vocab_norms.median().item()
     t["prompt_wte_norm_mean"] = vocab_norms[torch.tensor(prompt_ids, device=vocab_norms.device)].mean().item()

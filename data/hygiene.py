@@ -35,11 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: find atm_min and data/
 
-from atm_min.answers import _candidates, is_correct, normalize  # noqa: E402
+from atm_min.answers import extract_answer, is_correct, normalize  # noqa: E402
 from atm_min.formats import encode, format_target, normalize_ws  # noqa: E402
 from atm_min.machinery.data import DataError, length_report  # noqa: E402
 from atm_min.machinery.errors import ArgumentParser, ConfigError, ProjectError  # noqa: E402
-from atm_min.machinery.gpt2 import get_tokenizer  # noqa: E402
 from data.prepare import FINETUNE_COT_TASKS, _read_json, convert_finetune_cot, teacher_is_right  # noqa: E402
 
 TASKS = ("multiarith", "coin_flip", "last_letter_concatenation", "date_understanding", "strategy_qa")
@@ -139,7 +138,8 @@ def task_facts(input_dir: Path, task: str, tok, near: bool = False) -> dict:
              exceptions={"right here, wrong there": {}, "wrong here, right there": {},
                          "right by the first of two different answers": {}, "parser misses gold": {}})
     for part in ("train", "test"):
-        comps = [dict(c, key=f"{task}/{i}/{c.get('completion_index', 0)}") for i in split[part] for c in data[str(i)]]
+        comps = [dict(c, key=f"{task}/{i}/{c.get('completion_index', 0)}")  # key: the converter's example id
+                 for i in split[part] for c in data[str(i)]]
         right = [c for c in comps if teacher_is_right(c["completion"], c["answer"], answer_type)]
         right_keys = {c["key"] for c in right}
         no_answer = [c for c in comps if normalize(c["completion"], answer_type) is None]
@@ -147,7 +147,9 @@ def task_facts(input_dir: Path, task: str, tok, near: bool = False) -> dict:
         ref_right = [c for c in comps if ftc_right(task, c["completion"], c["answer"])]
         ours_only = [c for c in right if not ftc_right(task, c["completion"], c["answer"])]
         ftc_only = [c for c in ref_right if not teacher_is_right(c["completion"], c["answer"], answer_type)]
-        two = [c for c in right if len(set(_candidates(c["completion"], answer_type))) > 1]
+        # The answer text's last answer (extract_answer without a marker) differs from its first (normalize).
+        two = [c for c in right if answer_type != "text"
+               and extract_answer(c["completion"], answer_type) != normalize(c["completion"], answer_type)]
         f[part] = dict(
             questions=len(split[part]), completions=len(comps),
             several=sum(len(data[str(i)]) > 1 for i in split[part]),
@@ -255,15 +257,30 @@ def print_table(f: dict) -> None:
 
 
 def print_summary(facts: list[dict]) -> None:
-    """One markdown row per task: the numbers a real-data run chooses its settings from."""
-    print("| task | train questions | teacher right (first completion) | written train / test | test in train "
-          "| cut at 128 | positions med / p95 / max | train fit 128 / 192 / 256 | pre target med / p95 / max |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    """Two markdown tables, one row per task: what the data hold, and how long they are."""
+    print("| task | train questions | train completions: right / wrong / no answer | written (first completion "
+          "right) | test: teacher right | cut at 128 (right) | Fine-tune-CoT's evaluator: right only here / only "
+          "there | right by the first of two answers | parser reads gold | test questions also in train |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for f in facts:
         tr, te = f["train"], f["test"]
-        print(f"| {f['task']} | {tr['questions']} | {tr['right_first']} | {tr['written']} / {te['written']} "
-              f"| {f['exact'][0]} | {tr['cut'] + te['cut']} | {tr['positions']} "
-              f"| {' / '.join(str(tr[f'fit {n}']) for n in FITS)} | {tr['pre target tokens']} |")
+        both = {k: tr[k] + te[k] for k in tr if isinstance(tr[k], int)}
+        print(f"| {f['task']} | {tr['questions']} ({tr['several']} with several completions) "
+              f"| {tr['completions']}: {tr['right']} / {tr['wrong']} / {tr['no_answer']} | {tr['written']} "
+              f"| {te['right']} / {te['questions']} | {both['cut']} ({both['cut_right']}) "
+              f"| {both['ours_only']} / {both['ftc_only']} | {both['two_answers']} "
+              f"| {both['parser pre target']} / {both['ftc_right']} | {f['exact'][0]} |")
+    print()
+    print(f"| task ({facts[0]['tokenizer']}) | train positions med / p95 / max | train fit 128 / 192 / 256 "
+          "| test positions med / p95 / max | test fit 128 / 192 / 256 | pre target med / p95 / max "
+          "| pre targets > 128 train / test | prompt max |")
+    print("|---|---|---|---|---|---|---|---|")
+    for f in facts:
+        tr, te = f["train"], f["test"]
+        print(f"| {f['task']} | {tr['positions']} | {' / '.join(str(tr[f'fit {n}']) for n in FITS)} "
+              f"| {te['positions']} | {' / '.join(str(te[f'fit {n}']) for n in FITS)} | {tr['pre target tokens']} "
+              f"| {tr['target over 128']} / {te['target over 128']} "
+              f"| {max(int(x['prompt tokens'].split(' / ')[-1]) for x in (tr, te))} |")
 
 
 def main(argv=None) -> None:
@@ -283,10 +300,15 @@ def main(argv=None) -> None:
             raise DataError(f"--input {input_dir}: no such folder (the Fine-tune-CoT release, as in "
                             "../shared/datasets/finetune-cot: completion_data/ and split/)")
         for task in args.task or TASKS:
-            for path in (input_dir / "completion_data" / f"D_{task}.json", input_dir / "split" / f"{task}__default.json"):
+            for path in (input_dir / "completion_data" / f"D_{task}.json",
+                         input_dir / "split" / f"{task}__default.json"):
                 if not path.is_file():
                     raise DataError(f"{path}: file not found (give the Fine-tune-CoT folder with --input)")
-        tok = GGUFTokenizer(args.gguf) if args.gguf else get_tokenizer("gpt2", args.tokenizer_path)
+        if args.gguf:
+            tok = GGUFTokenizer(args.gguf)
+        else:
+            from atm_min.machinery.gpt2 import get_tokenizer  # here, not above: it imports torch (seconds)
+            tok = get_tokenizer("gpt2", args.tokenizer_path)
         facts = []
         for task in args.task or TASKS:
             facts.append(task_facts(input_dir, task, tok, args.near))

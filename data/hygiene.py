@@ -122,6 +122,14 @@ def nearest_train(test_q: list[str], train_q: list[str]) -> list[tuple[float, st
     return sorted(out, reverse=True)
 
 
+def word_diff(a: str, b: str) -> tuple[list[str], list[str]]:
+    """The loose words only in a, and only in b, in order."""
+    a, b = loose(a).split(), loose(b).split()
+    ops = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    return ([w for op, i, j, _, _ in ops if op != "equal" for w in a[i:j]],
+            [w for op, _, _, i, j in ops if op != "equal" for w in b[i:j]])
+
+
 def quantiles(values: list[int]) -> str:
     """median / p95 / max (p95: the value 95% of the examples do not exceed)."""
     v = sorted(values)
@@ -243,11 +251,13 @@ def print_table(f: dict) -> None:
         print(f"  duplicates ({what}): {both} test questions are also train questions; "
               f"{in_train} repeats within train, {in_test} within test")
     if "near" in f:
-        top = [(s, a, b) for s, a, b in f["near"] if normalize_ws(a) != normalize_ws(b)][:3]
-        print(f"  closest train question (word-level similarity): {sum(s >= 0.9 for s, _, _ in f['near'])} test "
-              f"questions at >= 0.9 (duplicates included); the closest non-duplicates:")
-        for s, a, b in top:
-            print(f"    {s:.3f}  {a[:70]!r}\n           {b[:70]!r}")
+        close = [(s, a, b) for s, a, b in f["near"] if s >= 0.9 and loose(a) != loose(b)]
+        numbers = [(a, b) for _, a, b in close if all(w.isdigit() for w in sum(word_diff(a, b), []))]
+        print(f"  closest train question (word-level similarity): {len(close)} more test questions at >= 0.9, "
+              f"{len(numbers)} of them differ only in numbers; the closest of the others differ in")
+        for s, a, b in [x for x in f["near"] if loose(x[1]) != loose(x[2]) and (x[1], x[2]) not in numbers][:3]:
+            mine, theirs = word_diff(a, b)
+            print(f"    {s:.3f}  {' '.join(mine)[:50]!r} / {' '.join(theirs)[:50]!r}")
     for kind, found in f["exceptions"].items():
         if found:
             print(f"  {kind}: teacher answer texts")

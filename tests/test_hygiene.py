@@ -173,3 +173,16 @@ def test_cli_errors(tmp_path):
     msg = error("--input", tmp_path, "--task", "coin_flip", "--tokenizer_path", tmp_path / "none")
     if "GPT-2 tokenizer file not found" not in msg:  # tiktoken had a cached copy of its own: the data are wrong
         assert 'expected an object with a "data" object' in msg
+
+
+@pytest.mark.slow
+def test_near_duplicates_are_only_exact_twins():
+    """--near: beyond the exact twins, the test questions closest to a train question differ in their numbers
+    (58 multiarith questions at word-level similarity >= 0.9) or in other words (names, the thing asked)."""
+    need_shared()
+    data = json.loads((FTC / "completion_data" / "D_multiarith.json").read_text())["data"]
+    q = {part: [data[str(i)][0]["question"] for i in sorted(split("multiarith")[part])] for part in ("train", "test")}
+    near = hygiene.nearest_train(q["test"], q["train"])
+    close = [(a, b) for s, a, b in near if s >= 0.9 and hygiene.loose(a) != hygiene.loose(b)]
+    numbers = [(a, b) for a, b in close if all(w.isdigit() for w in sum(hygiene.word_diff(a, b), []))]
+    assert (sum(s == 1.0 for s, _, _ in near), len(close), len(numbers)) == (5, 101, 58)

@@ -224,9 +224,54 @@ def test_smollm2_parameters_and_loss_equal_transformers(smollm2, hf_smollm2):
     with torch.no_grad():
         a = ours(idx, labels=idx).loss.item()
         b = hf_smollm2(idx, labels=idx).loss.item()
-    print(f"loss on the paragraph ({idx.shape[1]} tokens): ours {a:.6f}, transformers {b:.6f}, "
+    print(f"loss on the paragraph ({idx.shape[1]} tokens): our state dict in transformers' LlamaForCausalLM "
+          f"{a:.6f}, transformers' GGUF loader {b:.6f}, relative delta {abs(a - b) / b:.2e}")
+    assert abs(a - b) <= 1e-4 * b
+
+
+@pytest.mark.slow
+@needs_file
+def test_smollm2_student_loss_equals_transformers(smollm2, hf_smollm2):
+    """The Llama student (atm_min/students/llama.py) loaded from the GGUF file through --init_from's loader."""
+    from atm_min.machinery.hf import load_student
+    student = load_student(str(SMOLLM2)).eval()
+    idx = torch.tensor([smollm2[2].encode(PARAGRAPH)])
+    with torch.no_grad():
+        a = student(idx[:, :-1], idx[:, 1:])[1].item()  # the student's targets are the next tokens
+        b = hf_smollm2(idx, labels=idx).loss.item()
+    print(f"loss on the paragraph: the Llama student {a:.6f}, transformers' GGUF loader {b:.6f}, "
           f"relative delta {abs(a - b) / b:.2e}")
     assert abs(a - b) <= 1e-4 * b
+
+
+def doc_answers() -> list[tuple[str, str]]:
+    """The (question, answer) pairs docs/llama.md shows under "## SmolLM2-135M from the GGUF"."""
+    text = (ROOT / "docs" / "llama.md").read_text(encoding="utf-8")
+    section = text.split("## SmolLM2-135M from the GGUF", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^Q: (.*)\nA: (.*)$", section, re.M)
+
+
+@pytest.mark.slow
+@needs_file
+def test_smollm2_chat_answers_are_the_documented_ones_and_transformers(smollm2, hf_smollm2):
+    """tools/chat.py's greedy answers: the ones docs/llama.md shows, and the same text as transformers' greedy
+    generate on its GGUF model with its own chat template."""
+    import importlib.util
+    from transformers import AutoTokenizer
+    spec = importlib.util.spec_from_file_location("chat", ROOT / "tools" / "chat.py")
+    chat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(chat)
+    documented = doc_answers()
+    assert [q for q, _ in documented] == list(chat.QUESTIONS)
+    got = chat.answers(str(SMOLLM2))
+    assert got == [a for _, a in documented]
+    hf_tok = AutoTokenizer.from_pretrained(str(SMOLLM2.parent), gguf_file=SMOLLM2.name)
+    for q, a in zip(chat.QUESTIONS, got):
+        ids = hf_tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
+                                         return_tensors="pt", return_dict=True)["input_ids"]
+        with torch.no_grad():
+            out = hf_smollm2.generate(ids, max_new_tokens=64, do_sample=False, eos_token_id=hf_tok.eos_token_id)
+        assert hf_tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip() == a
 
 
 def texts_to_compare() -> dict:

@@ -39,13 +39,16 @@ LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,
                 r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
                r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
-# name -> (split digits one by one first?, regex). SmolLM's vocabulary (from StarCoder's) was learnt on text
-# whose digits were split apart first: its tokenizer.json has Digits(individual_digits) before the GPT-2 regex.
+# name -> (split digits one by one first?, regex, whole-word tokens before merges?). SmolLM's vocabulary (from
+# StarCoder's) was learnt on text whose digits were split apart first: its tokenizer.json has
+# Digits(individual_digits) before the GPT-2 regex. Llama 3's takes a piece that is a token as it is
+# (tokenizer.json's ignore_merges), which its merges alone do not always rebuild.
 PRE_TOKENIZERS = {
-    "default": (False, GPT2_SPLIT), "gpt2": (False, GPT2_SPLIT), "gpt-2": (False, GPT2_SPLIT),
-    "smollm": (True, GPT2_SPLIT), "starcoder": (True, GPT2_SPLIT), "refact": (True, GPT2_SPLIT),
-    "llama-bpe": (False, LLAMA3_SPLIT), "llama3": (False, LLAMA3_SPLIT), "smaug-bpe": (False, LLAMA3_SPLIT),
-    "qwen2": (False, QWEN2_SPLIT), "deepseek-r1-qwen": (False, QWEN2_SPLIT),
+    "default": (False, GPT2_SPLIT, False), "gpt2": (False, GPT2_SPLIT, False), "gpt-2": (False, GPT2_SPLIT, False),
+    "smollm": (True, GPT2_SPLIT, False), "starcoder": (True, GPT2_SPLIT, False), "refact": (True, GPT2_SPLIT, False),
+    "llama-bpe": (False, LLAMA3_SPLIT, True), "llama3": (False, LLAMA3_SPLIT, True),
+    "llama-v3": (False, LLAMA3_SPLIT, True), "smaug-bpe": (False, LLAMA3_SPLIT, False),
+    "qwen2": (False, QWEN2_SPLIT, False), "deepseek-r1-qwen": (False, QWEN2_SPLIT, False),
 }
 
 
@@ -74,11 +77,12 @@ def bytes_to_unicode() -> dict[int, str]:
 class HFTokenizer:
     """A `tokenizers.Tokenizer` behind the interface of atm_min/tokenizer.py's Tokenizer."""
 
-    def __init__(self, name: str, backend, eot_id: int, bos_id: int | None = None):
+    def __init__(self, name: str, backend, eot_id: int, bos_id: int | None = None, chat_template: str | None = None):
         self.name = name
         self.backend = backend
         self.eot_id = int(eot_id)
         self.bos_id = bos_id
+        self.chat_template = chat_template  # Jinja text from the checkpoint, for chat_prompt
         self.vocab_size = backend.get_vocab_size(with_added_tokens=True)
         self.enc = self  # the trace reads a token's bytes through tok.enc.decode_single_token_bytes, as with tiktoken
         special = {t.content for t in backend.get_added_tokens_decoder().values() if t.special}
@@ -101,6 +105,23 @@ class HFTokenizer:
 
     def decode_single_token_bytes(self, i: int) -> bytes:
         return self._bytes[int(i)]
+
+    def chat_prompt(self, messages: list[dict]) -> str:
+        """The checkpoint's chat template applied to [{"role": ..., "content": ...}, ...], ending where the
+        assistant's answer starts (as transformers' apply_chat_template(..., add_generation_prompt=True)).
+        Needs jinja2, which the templates are written in."""
+        if not self.chat_template:
+            raise TokenizerError(f"{self.name} has no chat template")
+        try:
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
+        except ImportError as e:
+            raise TokenizerError("chat templates need the `jinja2` package: pip install jinja2") from e
+        # The template is data from the checkpoint: rendered in jinja2's sandbox, as transformers does.
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        special = {"bos_token": self.bos_id, "eos_token": self.eot_id}
+        return env.from_string(self.chat_template).render(
+            messages=messages, add_generation_prompt=True,
+            **{k: self.backend.id_to_token(v) for k, v in special.items() if v is not None})
 
     def __repr__(self):
         return f"HFTokenizer({self.name!r}, vocab_size={self.vocab_size}, eot={self.backend.id_to_token(self.eot_id)!r})"
@@ -135,8 +156,11 @@ def from_tokenizer_json(path, eos_token: str | None = None, name: str | None = N
     eot_id = backend.token_to_id(eos)
     if eot_id is None:
         raise TokenizerError(f"{file}: the end-of-sequence token {eos!r} is not in the vocabulary")
+    template = config.get("chat_template")
+    if (file.parent / "chat_template.jinja").is_file():  # newer checkpoints keep it in a file of its own
+        template = (file.parent / "chat_template.jinja").read_text()
     return HFTokenizer(name or f"hf:{file.parent.name}", backend, eot_id,
-                       backend.token_to_id(bos) if bos else None)
+                       backend.token_to_id(bos) if bos else None, template if isinstance(template, str) else None)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -160,8 +184,8 @@ def from_gguf_metadata(meta: dict, name: str = "gguf") -> HFTokenizer:
     vocab = {t: i for i, t in enumerate(tokens)}
     # A merge is "left right": spaces never occur inside a byte-level token (a space is spelt "Ġ").
     pairs = [tuple(m.split(" ", 1)) for m in merges]
-    backend = tk.Tokenizer(tk.models.BPE(vocab, pairs, fuse_unk=False, byte_fallback=False))
-    digits, regex = PRE_TOKENIZERS[pre]
+    digits, regex, whole = PRE_TOKENIZERS[pre]
+    backend = tk.Tokenizer(tk.models.BPE(vocab, pairs, fuse_unk=False, byte_fallback=False, ignore_merges=whole))
     steps = [tk.pre_tokenizers.Digits(individual_digits=True)] if digits else []
     steps += [tk.pre_tokenizers.Split(tk.Regex(regex), behavior="isolated"),
               tk.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
@@ -179,4 +203,5 @@ def from_gguf_metadata(meta: dict, name: str = "gguf") -> HFTokenizer:
     if eos is None:
         raise TokenizerError("the GGUF file names no end-of-sequence token (tokenizer.ggml.eos_token_id) and has "
                              f"no {EOT!r}")
-    return HFTokenizer(name, backend, int(eos), meta.get("tokenizer.ggml.bos_token_id"))
+    return HFTokenizer(name, backend, int(eos), meta.get("tokenizer.ggml.bos_token_id"),
+                       meta.get("tokenizer.chat_template"))

@@ -192,9 +192,9 @@ def pretrained_tokenizer_name(init_from: str) -> str:
     if path.is_dir():
         if read_hf_config(path).get("model_type", "gpt2") == "gpt2":  # no config.json: a CheckpointError
             return "gpt2"
-        return "hf:" + str(path.resolve())
+        return "hf:" + str(path.absolute())
     if init_from.endswith(".gguf"):
-        return "gguf:" + str(path.resolve())
+        return "gguf:" + str(path.absolute())
     if init_from.count("/") == 1 and not path.exists():
         return "hf:" + init_from  # a Hub name, resolved when the tokenizer is loaded
     raise CheckpointError(f"init_from={init_from!r} is not a checkpoint this code reads: expected 'scratch', "

@@ -72,7 +72,8 @@ def hub_download(name: str) -> Path:
                                                             "tokenizer.json", "tokenizer_config.json"]))
     except Exception as e:  # not installed, offline, no such repository: the same advice for all of them
         raise CheckpointError(
-            f"could not download {name!r} from the Hugging Face Hub ({type(e).__name__}: {str(e)[:200]}). On a "
+            f"{name!r} is no local directory, and downloading it from the Hugging Face Hub failed "
+            f"({type(e).__name__}: {' '.join(str(e).split())[:160]}). Give the path of a checkpoint directory, or on a "
             f"machine with internet run `huggingface-cli download {name} --local-dir DIR`, copy DIR here and pass "
             f"--init_from=DIR") from e
 
@@ -194,7 +195,10 @@ def pretrained_tokenizer_name(init_from: str) -> str:
         return "hf:" + str(path.resolve())
     if init_from.endswith(".gguf"):
         return "gguf:" + str(path.resolve())
-    return "hf:" + init_from  # a Hub name, resolved when the tokenizer is loaded
+    if init_from.count("/") == 1 and not path.exists():
+        return "hf:" + init_from  # a Hub name, resolved when the tokenizer is loaded
+    raise CheckpointError(f"init_from={init_from!r} is not a checkpoint this code reads: expected 'scratch', "
+                          f"{SUPPORTED}")
 
 
 def load_tokenizer(name: str):

@@ -190,7 +190,7 @@ def pretrained_tokenizer_name(init_from: str) -> str:
     if init_from in HF_GPT2_NAMES:
         return "gpt2"
     if path.is_dir():
-        if (path / "config.json").is_file() and read_hf_config(path).get("model_type", "gpt2") == "gpt2":
+        if read_hf_config(path).get("model_type", "gpt2") == "gpt2":  # no config.json: its own error
             return "gpt2"
         return "hf:" + str(path.resolve())
     if init_from.endswith(".gguf"):

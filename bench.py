@@ -10,6 +10,7 @@ Training: tokens/s of forward + backward + AdamW step, for both of our attention
     python bench.py --peak_flops=989e12             # also print MFU (here: H100 SXM, bf16 dense)
     python bench.py --only=generate --gen_batch_size=8
     python bench.py --only=parallel                 # tiny students: one process vs one process per core
+    python bench.py --only=llama --rounds=3         # the Llama student (SmolLM2-135M shapes) vs LlamaForCausalLM
 """
 
 import argparse
@@ -45,10 +46,12 @@ p.add_argument("--gen_rounds", type=int, default=3, help="timed generations per 
 p.add_argument("--compile", action="store_true", help="torch.compile the models for training")
 p.add_argument("--peak_flops", type=float, default=None, help="device peak FLOP/s for the dtype, to print MFU")
 p.add_argument("--no_hf", action="store_true", help="skip the transformers comparison")
-p.add_argument("--only", choices=["train", "generate", "parallel"], default=None,
-               help="run one benchmark (parallel: only with --only; it times the default tiny CPU student)")
+p.add_argument("--only", choices=["train", "generate", "parallel", "llama"], default=None,
+               help="run one benchmark (parallel and llama: only with --only; parallel times the default tiny CPU "
+                    "student, llama the Llama student at SmolLM2-135M's shapes against transformers)")
+p.add_argument("--llama_layers", type=int, default=30, help="--only=llama: layers (SmolLM2-135M: 30)")
 p.add_argument("--jobs", type=int, default=4, help="--only=parallel: students per round")
-p.add_argument("--rounds", type=int, default=3, help="--only=parallel: timed rounds (interleaved)")
+p.add_argument("--rounds", type=int, default=3, help="--only=parallel, llama: timed rounds (interleaved)")
 p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 p.add_argument("--seed", type=int, default=1337)
 # Under `if __name__ == "__main__"`: --only=parallel starts worker processes, which import this file again
@@ -88,7 +91,8 @@ def make_optimizer(model):
 
 
 # ---------------------------------------------------------------------------------------------- models
-if __name__ == "__main__" and args.only != "parallel":  # (not in worker processes; parallel needs none)
+if __name__ == "__main__" and args.only not in ("parallel", "llama"):  # (not in worker processes; those two
+    # build their own models)
     cfg = dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, vocab_size=args.vocab_size,
                block_size=args.block_size)
     ours = {impl: GPT(GPTConfig(**cfg, attn_impl=impl)).to(args.device) for impl in ("sdpa", "explicit")}
@@ -239,7 +243,104 @@ def bench_parallel():
                   f"{1000 * many / n:.1f} ms ({one / many:.2f}x)")
 
 
+# ---------------------------------------------------------------------------------------------- llama
+def bench_llama():
+    """The Llama student (atm_min/students/llama.py) at SmolLM2-135M's shapes (30 layers, 576 wide, 9 query and 3
+    key/value heads, SwiGLU 1536, vocab 49152, rope base 100000, tied) against transformers' LlamaForCausalLM
+    holding the same random weights: training tokens/s and batch-1 greedy generation with the KV cache. Rounds
+    take turns (ours, theirs, ours, ...), and every round's ratio is printed, so background load shows as spread."""
+    import statistics
+    import transformers
+    from atm_min.students.llama import Llama, LlamaConfig
+    transformers.logging.set_verbosity_error()
+    L, V = args.llama_layers, 49152
+    cfg = LlamaConfig(block_size=2048, vocab_size=V, n_layer=L, n_head=9, n_kv_head=3, n_embd=576,
+                      intermediate_size=1536, rope_theta=100000.0, rms_norm_eps=1e-5, tie_embeddings=True)
+    ours = Llama(cfg).to(args.device)
+    hf_cfg = transformers.LlamaConfig(vocab_size=V, hidden_size=576, intermediate_size=1536, num_hidden_layers=L,
+                                      num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=2048,
+                                      rope_theta=100000.0, rms_norm_eps=1e-5, tie_word_embeddings=True,
+                                      bos_token_id=None, eos_token_id=None, pad_token_id=None,
+                                      attn_implementation="sdpa")
+    hf = transformers.LlamaForCausalLM(hf_cfg).to(args.device)
+    with torch.no_grad():  # our weights, split back into HF's separate q/k/v and gate/up matrices
+        hf_sd = hf.state_dict()
+        for k, v in ours.state_dict().items():
+            if k == "lm_head.weight":
+                continue
+            if "qkv_proj" in k:
+                for name, part in zip(("q_proj", "k_proj", "v_proj"), v.split([576, 192, 192])):
+                    hf_sd["model." + k.replace("qkv_proj", name)].copy_(part)
+            elif "gate_up_proj" in k:
+                for name, part in zip(("gate_proj", "up_proj"), v.chunk(2)):
+                    hf_sd["model." + k.replace("gate_up_proj", name)].copy_(part)
+            else:
+                hf_sd["model." + k].copy_(v)
+    print(f"device {args.device}, torch {torch.__version__}, transformers {transformers.__version__}, "
+          f"{torch.get_num_threads()} threads, dtype {args.dtype}; Llama {ours.num_params() / 1e6:.1f}M parameters "
+          f"({L} layers)")
+    if hasattr(os, "getloadavg"):
+        print(f"load average before: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
+    B, T, rounds = args.batch_size, args.seq_len, args.rounds
+    data = torch.randint(0, V, (B, T + 1), device=args.device)
+    x, y = data[:, :-1], data[:, 1:]
+    runs = {"ours": (ours, make_optimizer(ours)), "HF": (hf, make_optimizer(hf))}
+
+    def step(name):
+        model, opt = runs[name]
+        model.train()
+        sync()
+        t0 = time.perf_counter()
+        with autocast:
+            loss = model(x, labels=x).loss if name == "HF" else model(x, targets=y)[1]
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync()
+        return time.perf_counter() - t0
+
+    for name in runs:
+        for _ in range(warmup):
+            step(name)
+    ratios = []
+    for r in range(rounds):  # each round: `steps` steps of ours, then of HF's (order alternates between rounds)
+        t = {}
+        for name in (("ours", "HF") if r % 2 == 0 else ("HF", "ours")):
+            t[name] = sum(step(name) for _ in range(steps))
+        ratios.append(t["HF"] / t["ours"])
+        print(f"  train round {r + 1}: ours {B * T * steps / t['ours']:.0f} tokens/s, HF {B * T * steps / t['HF']:.0f}"
+              f" tokens/s, ours/HF {ratios[-1]:.2f}x")
+    print(f"training (batch {B} x {T}, {steps} steps per round): ours/HF tokens/s median {statistics.median(ratios):.2f}x"
+          f" (min {min(ratios):.2f}, max {max(ratios):.2f}, {rounds} rounds)")
+
+    prompt = torch.randint(0, V, (1, args.prompt_len), device=args.device)
+    ours.eval()
+    hf.eval()
+    n = args.new_tokens
+    gen = {"ours": lambda: ours.generate(prompt, n, temperature=0)[0],
+           "HF": lambda: hf.generate(prompt, max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                                     use_cache=True)[0, args.prompt_len:].tolist()}
+    ratios, out = [], {}
+    with torch.no_grad(), autocast:
+        for fn in gen.values():
+            fn()  # warm up
+        for r in range(rounds):
+            t = {}
+            for name in (("ours", "HF") if r % 2 == 0 else ("HF", "ours")):
+                sync()
+                t0 = time.perf_counter()
+                out[name] = gen[name]()
+                sync()
+                t[name] = time.perf_counter() - t0
+            ratios.append(t["ours"] / t["HF"])
+            print(f"  generate round {r + 1}: ours {t['ours']:.3f} s, HF {t['HF']:.3f} s, ours/HF time {ratios[-1]:.2f}x")
+    print(f"generation ({n} new tokens, batch 1, KV cache): ours/HF time median {statistics.median(ratios):.2f}x "
+          f"(min {min(ratios):.2f}, max {max(ratios):.2f}); same tokens: {'yes' if out['ours'] == out['HF'] else 'NO'}")
+
+
 if __name__ == "__main__":
+    if args.only == "llama":
+        bench_llama()
     if args.only == "parallel":
         bench_parallel()
     if args.only in (None, "generate"):

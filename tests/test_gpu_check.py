@@ -30,5 +30,5 @@ def test_dry_run_runs_every_step_on_the_cpu(tmp_path):
     table = r.stdout[r.stdout.index("GPU proof summary"):].splitlines()
     rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in table[3:]}
     assert rows == {"cuda tests": "ok", "resume": "ok", "torchrun": "ok", "gpt2-small": "ok", "gpt2-large": "ok",
-                    "default": "ok", "suite": "skipped"}
+                    "llama": "ok", "default": "ok", "suite": "skipped"}
     assert "max weight diff 0 " in r.stdout  # the killed and resumed run ends where the uninterrupted one does

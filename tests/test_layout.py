@@ -39,8 +39,17 @@ def test_teaching_files_import_nothing_from_the_machinery():
 
 
 def test_machinery_is_a_subpackage_and_nothing_else_hides_in_atm_min():
+    # students/: students other than the GPT-2 one (the Llama family), each in its own file, beside the core
     assert (ROOT / "atm_min" / "machinery" / "__init__.py").is_file()
-    assert [p.name for p in (ROOT / "atm_min").iterdir() if p.is_dir() and p.name != "__pycache__"] == ["machinery"]
+    assert (ROOT / "atm_min" / "students" / "__init__.py").is_file()
+    assert sorted(p.name for p in (ROOT / "atm_min").iterdir()
+                  if p.is_dir() and p.name != "__pycache__") == ["machinery", "students"]
+
+
+def test_students_import_nothing_from_the_machinery():
+    for path in sorted((ROOT / "atm_min" / "students").glob("*.py")):
+        bad = [m for m in imported_modules(path) if "machinery" in m.split(".")]
+        assert not bad, f"students/{path.name} imports the machinery: {bad}"
 
 
 def test_teaching_path_fits_its_line_budget_and_readme_prints_the_real_counts():

@@ -15,6 +15,8 @@ Steps, in the order of what matters most if time runs short (each in its own pro
   gpt2-large   training tokens/s, MFU against the GPU's peak, peak memory; KV-cache generation tokens/s; and
                what reading the loss back to the host on every step (the loop's finite check) costs
   default      `python train.py --mechanism atm` on cuda with bf16: its table and wall time
+  llama        gpt2-small's measurements for the Llama-family student (atm_min/students/llama.py) at
+               Qwen2.5-0.5B's shapes (24 layers, 896 wide, 14 query / 2 key-value heads, vocab 151,936)
   suite        the whole fast test suite with CUDA visible, in the time left
 Without a CUDA GPU (and without --dry_run) it says so in one line and exits 0.
 """
@@ -40,6 +42,13 @@ PERF = {  # name -> (n_layer, n_head, n_embd, batch, seq_len); vocab 50257, bloc
     "gpt2-small": (12, 12, 768, 16, 1024),
     "gpt2-large": (36, 20, 1280, 8, 1024),
     "toy": (2, 2, 64, 4, 64),  # --dry_run
+}
+# The Llama-family step: name -> (LlamaConfig fields, batch, seq_len); random weights, the checkpoint's shapes.
+LLAMA_PERF = {
+    "llama": (dict(n_layer=24, n_head=14, n_kv_head=2, n_embd=896, intermediate_size=4864, vocab_size=151936,
+                   rope_theta=1e6, block_size=1024), 8, 1024),  # Qwen2.5-0.5B
+    "toy-llama": (dict(n_layer=2, n_head=4, n_kv_head=2, n_embd=64, intermediate_size=128, vocab_size=257,
+                       block_size=256), 4, 64),  # --dry_run
 }
 
 
@@ -176,7 +185,8 @@ def step_torchrun(a, timeout):
 
 
 def step_perf(a, name, timeout):
-    cmd = [sys.executable, "tools/gpu_check.py", f"--perf_worker={'toy' if a.dry_run else name}"] + \
+    toy = "toy-llama" if name == "llama" else "toy"
+    cmd = [sys.executable, "tools/gpu_check.py", f"--perf_worker={toy if a.dry_run else name}"] + \
           (["--dry_run"] if a.dry_run else [])
     status, out = sh(cmd, timeout, log=a.log(name))
     r = parse_result(out)
@@ -191,20 +201,26 @@ def step_perf(a, name, timeout):
 # ---------------------------------------------------------------------------------------------------- workers
 
 def perf_worker(name, dry_run):
-    """Training and generation speed of one GPT-2 shape from random weights; prints RESULT {...}."""
+    """Training and generation speed of one GPT-2 (PERF) or Llama (LLAMA_PERF) shape from random weights; prints
+    RESULT {...}."""
     import torch
     from atm_min.machinery.gpt2 import PEAK_FLOPS
     from atm_min.model import GPT, GPTConfig
+    from atm_min.students.llama import Llama, LlamaConfig
     from atm_min.training import make_optimizer
-    L, H, C, B, T = PERF[name]
+    if name in LLAMA_PERF:
+        fields, B, T = LLAMA_PERF[name]
+    else:
+        L, H, C, B, T = PERF[name]
     dev = "cpu" if dry_run else "cuda"
-    vocab = 257 if dry_run else 50257
+    vocab = fields["vocab_size"] if name in LLAMA_PERF else 257 if dry_run else 50257
     torch.manual_seed(0)
     if dev == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.cuda.reset_peak_memory_stats()
-    model = GPT(GPTConfig(block_size=max(T, 256) if dry_run else 1024, vocab_size=vocab, n_layer=L, n_head=H,
-                          n_embd=C)).to(dev)
+    model = Llama(LlamaConfig(**fields)).to(dev) if name in LLAMA_PERF else \
+        GPT(GPTConfig(block_size=max(T, 256) if dry_run else 1024, vocab_size=vocab, n_layer=L, n_head=H,
+                      n_embd=C)).to(dev)
     from types import SimpleNamespace
     opt = make_optimizer(SimpleNamespace(lr=3e-4, weight_decay=0.1, beta1=0.9, beta2=0.95), model, dev)
     fwd = model if dry_run else torch.compile(model)  # compile on CPU needs a C compiler and minutes: skipped
@@ -324,7 +340,7 @@ def main(argv=None):
     import torch
     if not a.dry_run and not torch.cuda.is_available():
         print("no CUDA GPU: skipped the GPU proof (CUDA tests, exact resume of a killed CUDA run, torchrun on NCCL, "
-              "GPT-2 small/large bf16 + compile speed, the default suite on cuda); --dry_run runs its steps on the CPU")
+              "GPT-2 small/large and a Llama-family student bf16 + compile speed, the default suite on cuda); --dry_run runs its steps on the CPU")
         return 0
     os.makedirs(os.path.join(a.out, "logs"), exist_ok=True)
     a.log = lambda name: os.path.join(a.out, "logs", f"{name}.txt")
@@ -335,7 +351,7 @@ def main(argv=None):
     plan = [("cuda tests", step_tests, 90), ("resume", step_resume, 90), ("torchrun", step_torchrun, 45),
             ("gpt2-small", lambda a, t: step_perf(a, "gpt2-small", t), 75),
             ("gpt2-large", lambda a, t: step_perf(a, "gpt2-large", t), 120),
-            ("default", step_default, 150), ("suite", step_suite, None)]
+            ("default", step_default, 150), ("llama", lambda a, t: step_perf(a, "llama", t), 100), ("suite", step_suite, None)]
     start, rows = time.time(), []
     for name, fn, limit in plan:
         left = a.budget_s - (time.time() - start)

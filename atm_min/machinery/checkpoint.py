@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..learner import Learner, build_learner
-from ..model import GPT, GPTConfig
+from ..students import student_from_args
 from .config import TrainConfig
 from .errors import CheckpointError  # the project's one checkpoint error (gpt2.py's GPT-2 loader raises it too)
 
@@ -203,7 +203,7 @@ def learner_from_checkpoint(ck: dict, cfg, path: str = "the checkpoint") -> Lear
     saved_config(ck)). Raises CheckpointError when the checkpoint does not match this code's model."""
     try:
         router = ck["atm"] and getattr(cfg, "decider", "soft_prompt") == "router"  # a Router alone, no student
-        student = None if router else GPT(GPTConfig(**ck["model_args"]))
+        student = None if router else student_from_args(ck["model_args"])  # GPT-2 or Llama (its "arch")
         learner = build_learner(cfg, student, atm=ck["atm"], vocab_size=ck["model_args"].get("vocab_size", 0))
     except (TypeError, ValueError, KeyError, AssertionError) as e:  # unknown model_args, sizes that do not divide
         raise _mismatch(path, e) from e

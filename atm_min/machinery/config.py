@@ -38,7 +38,7 @@ GPT2_BLOCK_SIZE = 1024  # GPT-2's position table
 CHOICES = {
     "on_too_long": ("fail", "drop"),
     "mechanism": ("pre", "post", "atm", "answer"),
-    "tokenizer": ("bytes", "gpt2"),
+    "tokenizer": ("bytes", "gpt2", "pretrained"),  # also "hf:DIR" / "gguf:FILE", what "pretrained" resolves to
     "attn_impl": ("sdpa", "explicit"),
     "device": ("auto", "cpu", "cuda", "mps"),
     "dtype": ("auto", "float32", "bfloat16", "float16"),
@@ -65,8 +65,10 @@ class TrainConfig:
     mechanism: str = "atm"         # "pre": rationale then answer; "post": answer then rationale; "atm": adaptive
     baselines: bool = True         # with atm, also train the pre and post baselines for the comparison table
     # model
-    init_from: str = "scratch"     # "scratch", a GPT-2 name ("gpt2", "gpt2-large", ...) or a local HF directory
-    tokenizer: str = "bytes"       # "bytes" (257 ids, for a student from scratch) or "gpt2" (BPE, for GPT-2 weights)
+    init_from: str = "scratch"     # "scratch", a GPT-2 name ("gpt2", ...), a local HF directory (gpt2, llama, qwen2,
+                                   # qwen3), a .gguf file (llama) or a Hub name owner/name (machinery/hf.py)
+    tokenizer: str = "bytes"       # "bytes" (257 ids, for a student from scratch), "gpt2" (BPE, for GPT-2 weights) or
+                                   # "pretrained" (the one that ships with init_from: tokenizer.json, the GGUF's vocab)
     tokenizer_path: str = ""       # local gpt2.tiktoken ranks file for offline use; "" = let tiktoken find it
     n_layer: int = 2               # transformer blocks
     n_head: int = 4                # attention heads per block
@@ -147,8 +149,13 @@ class TrainConfig:
         """Check types, ranges and the settings that depend on each other; return self so calls can chain."""
         for f in dataclasses.fields(self):  # catches TrainConfig(n_layer="4") built in code, not parsed
             _from_python(f.name, getattr(self, f.name), "config")
+        if self.tokenizer == "pretrained" and self.init_from != "scratch":
+            from .hf import pretrained_tokenizer_name  # lazily: it imports torch and the students
+            self.tokenizer = pretrained_tokenizer_name(self.init_from)  # what checkpoints save and compare
         for key, allowed in CHOICES.items():
             value = getattr(self, key)
+            if key == "tokenizer" and value.startswith(("hf:", "gguf:")):
+                continue
             if key == "device" and value.startswith("cuda:"):
                 if not value[5:].isdigit():
                     raise ConfigError(f"device={value!r}: expected 'cuda:N' with N a GPU index, e.g. 'cuda:0'")
@@ -200,9 +207,18 @@ class TrainConfig:
             raise ConfigError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if self.n_embd % self.perc_heads:
             raise ConfigError(f"n_embd={self.n_embd} must be divisible by perc_heads={self.perc_heads}")
-        if self.init_from != "scratch" and self.tokenizer != "gpt2":
+        if self.tokenizer == "pretrained":
+            raise ConfigError("tokenizer='pretrained' takes the tokenizer of init_from's checkpoint: set init_from "
+                              "too (a GPT-2 name, a Hugging Face directory or a .gguf file)")
+        if self.init_from in GPT2_SHAPES and self.tokenizer != "gpt2":
             raise ConfigError(f"init_from={self.init_from!r} loads GPT-2 weights, which need tokenizer='gpt2' "
                               f"(got tokenizer={self.tokenizer!r})")
+        if self.init_from != "scratch" and self.tokenizer in ("bytes", "gpt2"):
+            from .hf import pretrained_tokenizer_name
+            if self.tokenizer == "bytes" or pretrained_tokenizer_name(self.init_from) != "gpt2":
+                raise ConfigError(f"init_from={self.init_from!r} loads pretrained weights, which need the "
+                                  f"tokenizer they were trained with: set tokenizer='pretrained' (got "
+                                  f"tokenizer={self.tokenizer!r})")
         if self.init_from in GPT2_SHAPES:
             shape = (self.n_layer, self.n_head, self.n_embd)
             want = GPT2_SHAPES[self.init_from]

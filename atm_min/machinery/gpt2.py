@@ -58,7 +58,10 @@ def get_tokenizer(name: str, path: str | None = None) -> Tokenizer:
         return byte_tokenizer()
     if name == "gpt2":
         return gpt2_tokenizer(path)
-    raise TokenizerError(f"unknown tokenizer {name!r}: choose 'bytes' or 'gpt2'")
+    if name.startswith(("hf:", "gguf:")):  # a Llama-family checkpoint's own tokenizer (machinery/hf.py)
+        from .hf import load_tokenizer
+        return load_tokenizer(name)
+    raise TokenizerError(f"unknown tokenizer {name!r}: choose 'bytes', 'gpt2', 'hf:DIR' or 'gguf:FILE'")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -20,18 +20,19 @@ from .checkpoint import (learner_from_checkpoint, load_checkpoint, load_learner_
                          saved_config, set_rng_state)
 from .config import TrainConfig, config_to_dict
 from .errors import CheckpointError, TrainingError
-from .gpt2 import from_pretrained
+from .hf import load_student
 from .progress import Progress
 
 
 def build_student(cfg, vocab_size: int) -> GPT:
-    """A fresh student for TrainConfig cfg: from scratch, or GPT-2 weights (cfg.init_from)."""
+    """A fresh student for TrainConfig cfg: from scratch, or pretrained weights (cfg.init_from: GPT-2, or a
+    Llama-family checkpoint, machinery/hf.py)."""
     if cfg.init_from == "scratch":
         return GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab_size, n_layer=cfg.n_layer,
                              n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
                              attn_impl=cfg.attn_impl))
-    # Pretrained GPT-2: its own shapes; our block_size may be shorter (the position table is cropped).
-    return from_pretrained(cfg.init_from, dropout=cfg.dropout, attn_impl=cfg.attn_impl, block_size=cfg.block_size)
+    # Pretrained: its own shapes; our block_size may be shorter (GPT-2's position table is cropped).
+    return load_student(cfg.init_from, dropout=cfg.dropout, attn_impl=cfg.attn_impl, block_size=cfg.block_size)
 
 
 def train_run(cfg: TrainConfig, rt, tok, examples, modes, ckpt_path: str, atm: bool = False,

@@ -1,0 +1,94 @@
+"""The Llama-family student in the whole pipeline: train.py --init_from=<Hugging Face directory>
+--tokenizer=pretrained trains the k-fold students, the baselines and the ATM student (its perception reading the
+Llama student's embeddings through get_input_embeddings), saves checkpoints that sample.py (answers and --trace)
+and --resume rebuild, with the directory's own tokenizer."""
+
+import json
+
+import pytest
+import torch
+
+import sample
+from atm_min.machinery.checkpoint import load_checkpoint
+from atm_min.machinery.config import TrainConfig
+from atm_min.machinery.errors import ConfigError
+from atm_min.students.llama import Llama
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory):
+    """A tiny random Llama saved by transformers, with a tiny byte-level BPE tokenizer.json (tests/tiny_bpe.py)."""
+    from tiny_bpe import train as train_bpe
+    d = tmp_path_factory.mktemp("tiny_llama")
+    tok, tokens, _ = train_bpe(digits=True)
+    tok.save(str(d / "tokenizer.json"))
+    (d / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|im_end|>"}))
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(vocab_size=len(tokens), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                                   tie_word_embeddings=True, bos_token_id=None, eos_token_id=None, pad_token_id=None)
+    transformers.LlamaForCausalLM(cfg).save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def llama_run(llama_dir, tmp_path_factory, data_dir):
+    from conftest import train_once
+    from tiny import TINY
+    return train_once(tmp_path_factory, "llama_atm", *TINY, f"--data_dir={data_dir}", f"--init_from={llama_dir}",
+                      "--tokenizer=pretrained", "--lr=1e-3", "--min_lr=1e-4")
+
+
+def test_train_runs_atm_with_a_llama_student(llama_run, llama_dir):
+    results = json.loads((llama_run.out / "results.json").read_text())
+    assert {"pre", "post", "answer", "atm"} <= set(results)
+    ck = load_checkpoint(str(llama_run.out / "ckpt.pt"))
+    assert ck["model_args"]["arch"] == "llama" and ck["model_args"]["n_kv_head"] == 2
+    assert ck["tokenizer"] == f"hf:{llama_dir.absolute()}"  # the pretrained tokenizer, by where it lives
+    assert ck["config"]["tokenizer"] == ck["tokenizer"]
+
+
+def test_sample_and_trace_rebuild_the_llama_student(llama_run, capsys):
+    student, perception, tok, _ = sample.load_model(str(llama_run.out / "ckpt.pt"), "cpu")
+    assert isinstance(student, Llama) and perception is not None
+    assert tok.eot_id == tok.backend.token_to_id("<|im_end|>")
+    assert sample.cli(["--out_dir", str(llama_run.out), "--question", "Is 74 even?", "--max_new_tokens", "8"]) == 0
+    assert "Q: Is 74 even?" in capsys.readouterr().out
+    assert sample.cli(["--out_dir", str(llama_run.out), "--question", "Is 74 even?", "--trace",
+                       "--max_new_tokens", "8"]) == 0
+    assert "hf:" in capsys.readouterr().out  # the trace names the tokenizer it encoded with
+
+
+def test_resume_reuses_the_finished_llama_run(llama_run, tmp_path, capsys):
+    import train as T
+    from tiny import copy_run
+    run = copy_run(llama_run, tmp_path / "run")
+    capsys.readouterr()
+    T.main([f"--out_dir={run}", *llama_run.argv[1:], "--resume"])
+    out = capsys.readouterr().out
+    assert "finished earlier, loaded" in out and "fold 1/2 pre: finished" not in out
+
+
+def test_tokenizer_settings_for_pretrained_weights(llama_dir):
+    assert TrainConfig(init_from=str(llama_dir), tokenizer="pretrained").validate().tokenizer.startswith("hf:")
+    with pytest.raises(ConfigError, match="tokenizer='pretrained'"):
+        TrainConfig(init_from=str(llama_dir), tokenizer="gpt2").validate()
+    with pytest.raises(ConfigError, match="tokenizer='pretrained'"):
+        TrainConfig(init_from=str(llama_dir)).validate()  # the byte tokenizer cannot feed pretrained weights
+    with pytest.raises(ConfigError, match="init_from"):
+        TrainConfig(tokenizer="pretrained").validate()
+    assert TrainConfig(init_from="gpt2", tokenizer="pretrained", n_layer=12, n_head=12,
+                       n_embd=768).validate().tokenizer == "gpt2"
+
+
+@pytest.mark.parametrize("name,prefix", [("smollm2_135m_gguf_cpu", "gguf:"), ("qwen2_5_0_5b_gpu", "hf:"),
+                                         ("llama3_2_1b_gpu", "hf:")])
+def test_llama_recipes_parse(name, prefix):
+    """The recipes are valid settings (their weights need not be here: the tokenizer name is resolved, not read)."""
+    from pathlib import Path
+    from atm_min.machinery.config import parse_args
+    cfg = parse_args([str(Path(__file__).resolve().parents[1] / "config" / f"{name}.py"), "--device=cpu"])
+    assert cfg.tokenizer.startswith(prefix) and cfg.n_embd % cfg.perc_heads == 0

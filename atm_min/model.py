@@ -78,24 +78,19 @@ class CausalSelfAttention(nn.Module):
             k, v = cache.update(self.layer_idx, k, v)  # (B, nh, S, hs), S = positions so far
         S = k.size(2)
 
+        if mask is None and (self.attn_impl == "explicit" or 1 < T < S):
+            # plain causal attention over S keys, of which the T queries are the last; sdpa does without the
+            # tensor when T == S (is_causal, faster) or T == 1 (one new query may see every cached key)
+            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
         if self.attn_impl == "explicit":
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, T, S)
-            if mask is None:
-                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
             att = att.masked_fill(~mask, float("-inf"))
             att = F.softmax(att, dim=-1)
             att = self.attn_dropout(att)
             y = att @ v  # (B, nh, T, S) x (B, nh, S, hs) -> (B, nh, T, hs)
         else:
             drop = self.dropout if self.training else 0.0
-            if mask is None and T == S:
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
-            elif mask is None and T == 1:  # one new query after the cached keys: it may see all of them
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
-            else:
-                if mask is None:  # cached decoding without padding: the new queries see every earlier key
-                    mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=mask is None and T == S)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
         return self.resid_dropout(self.c_proj(y))
 

@@ -36,7 +36,8 @@ def make_optimizer(cfg, model: nn.Module, device: str):
                              fused=device.startswith("cuda"))
 
 
-def train(learner, optimizer, items, cfg, rt, iters: int, seed: int, start: int = 0, model=None, on_step=None):
+def train(learner, optimizer, items, cfg, rt, iters: int, seed: int, start: int = 0, model=None,
+          on_step=lambda *args: None):
     """Train `learner` (a Learner: student + optional perception) on `items` (batches.encode_items) from step
     `start` to step `iters`, in place.
 
@@ -79,5 +80,4 @@ def train(learner, optimizer, items, cfg, rt, iters: int, seed: int, start: int 
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         it += 1
-        if on_step is not None:
-            on_step(it, lr, lm_loss, aux, tokens)
+        on_step(it, lr, lm_loss, aux, tokens)

@@ -71,32 +71,33 @@ def atm_student(cfg: TrainConfig, train, labels: list[str]) -> Job:
                after=("pre", "post") if cfg.decider == "router" else ())
 
 
-def run_job(cfg: TrainConfig, job: Job, train, test, rt: Runtime | None = None, tok=None, show: bool = True):
+def run_job(cfg: TrainConfig, job: Job, train, test, runtime: Runtime | None = None, tok=None, show=True):
     """Train job's student and put it to work. A fold student answers its held-out questions: returns the
     evidence {held_out, correct, p_gold} (cached in job.cache). A compared student answers the test set: returns
     {summary, records, ...}. None on DDP ranks other than 0. Runs in a worker process or right here."""
-    rt = rt or setup(cfg)  # in a worker process: this process's own runtime (cfg.num_threads set by the parent)
+    runtime = runtime or setup(cfg)  # in a worker process: its own (cfg.num_threads set by the parent)
     tok = tok or get_tokenizer(cfg.tokenizer, cfg.tokenizer_path or None)
-    student, perception = trained(cfg, rt, tok, [train[i] for i in job.fit], job.modes, job.ckpt, atm=job.atm,
-                                  iters=job.iters or None, seed=job.seed, desc=job.name, show=show)
+    student, perception = trained(cfg, runtime, tok, [train[i] for i in job.fit], job.modes, job.ckpt,
+                                  atm=job.atm, iters=job.iters or None, seed=job.seed, desc=job.name, show=show)
     out = None
-    if rt.master and job.held_out is not None:
+    if runtime.master and job.held_out is not None:
         out = {"held_out": job.held_out, **choose.evidence(cfg, student, tok, [train[i] for i in job.held_out],
-                                                           job.mode, rt.device, job.seed, rt.ctx)}
+                                                           job.mode, runtime.device, job.seed, runtime.ctx)}
         write_json(job.cache, out)
         os.remove(job.ckpt)  # the evidence is what we keep; fold students can be large
-    elif rt.master and job.atm:  # answers as its decider gives them, and in each mode: the curve's ends
-        records, ms, forced = choose.test_answers(cfg, student, perception, tok, test, rt.device, rt.ctx)
+    elif runtime.master and job.atm:  # answers as its decider gives them, and in each mode: the curve's ends
+        records, ms, forced = choose.test_answers(cfg, student, perception, tok, test, runtime.device, runtime.ctx)
         out = {"summary": summarize(records, ms), "records": records, "forced": forced,
                "train_p_post": choose.train_p_post(cfg, student, perception, tok, [train[i] for i in job.fit],
-                                                   rt.device)}
-    elif rt.master:
-        records, ms = timed_answers(student, tok, test, rt.device, cfg.eval_batch_size, cfg.max_new_tokens,
-                                           explain=cfg.explain, ctx=rt.ctx)
+                                                   runtime.device)}
+    elif runtime.master:
+        records, ms = timed_answers(student, tok, test, runtime.device, cfg.eval_batch_size, cfg.max_new_tokens,
+                                    explain=cfg.explain, ctx=runtime.ctx)
         out = {"summary": summarize(records, ms), "records": records}
         if job.name == "post" and cfg.mechanism == "atm":  # its p(gold answer): the test-set oracle label
-            out["p_gold"] = answer_first_confidence(student, tok, test, rt.device, cfg.eval_batch_size, ctx=rt.ctx)
-    if rt.world > 1:
+            out["p_gold"] = answer_first_confidence(student, tok, test, runtime.device, cfg.eval_batch_size,
+                                                    ctx=runtime.ctx)
+    if runtime.world > 1:
         dist.barrier()
         if job.held_out is not None:
             with open(job.cache) as f:
@@ -133,28 +134,29 @@ def kfold_labels(cfg: TrainConfig, train, evidence: dict, show: bool = True) -> 
 def main(argv):
     t_start = time.time()
     cfg = parse_args(argv)
-    rt = setup(cfg)
+    runtime = setup(cfg)
     tok = get_tokenizer(cfg.tokenizer, cfg.tokenizer_path or None)
     os.makedirs(cfg.out_dir, exist_ok=True)
     # 1. the data
     train, test, data_dir = load_data(cfg, tok)
-    if rt.master:
-        print(f"data: {len(train)} train / {len(test)} test examples from {data_dir}; device {rt.device}")
+    if runtime.master:
+        print(f"data: {len(train)} train / {len(test)} test examples from {data_dir}; device {runtime.device}")
     atm = cfg.mechanism == "atm"
     folds, baselines = fold_students(cfg, train) if atm else [], baseline_students(cfg, train)
-    with Students(cfg, rt, tok, train, test, run_job, folds + baselines + [atm_student(cfg, train, [])] * atm) as s:
+    every_job = folds + baselines + ([atm_student(cfg, train, [])] if atm else [])
+    with Students(cfg, runtime, tok, train, test, run_job, every_job) as s:
         # 2. the k-fold students, and beside them the baselines, which need nothing from the folds
         folds = [s.start(job) for job in folds]
         baselines = {job.name: s.start(job) for job in baselines}
         evals = {}
         if atm:
             # 3. the labels, from the fold students' evidence on their held-out questions
-            labels, counts = kfold_labels(cfg, train, {f.name: f.result() for f in folds}, rt.master)
+            labels, counts = kfold_labels(cfg, train, {f.name: f.result() for f in folds}, runtime.master)
             # 4. the ATM student, trained on every question in its label's mode (first in the queue: the longest)
             evals["atm"] = s.start(atm_student(cfg, train, labels), first=True).result()
         # 5. the baselines' test answers
         evals.update({name: f.result() for name, f in baselines.items()})
-    if not rt.master:
+    if not runtime.master:
         return
     # 6. the table
     results = {}
@@ -165,7 +167,7 @@ def main(argv):
     if atm:
         results["atm"].update(label_agreement=agreement(evals["atm"]["train_p_post"], labels), label_counts=counts,
                               tradeoff=threshold_sweep(evals["atm"]["forced"]["pre"], evals["atm"]["forced"]["post"]))
-        test_labels = test_oracle_labels(cfg, rt, tok, test, evals)  # from the pre and post baselines' answers
+        test_labels = test_oracle_labels(cfg, runtime, tok, test, evals)  # from the pre and post baselines' answers
         if test_labels is not None:
             results["atm"]["test_oracle_agreement"] = agreement([r["p_post"] for r in evals["atm"]["records"]],
                                                                 test_labels)

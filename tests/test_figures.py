@@ -2,7 +2,7 @@
 are closed: one x-range in tradeoff.png, reference rows hollow, labels inside the figure, coinciding points
 spread; the curve with every threshold; chain length 1-6; the 2-step chains in p_post.png; the label threshold in
 p_gold.png; what loss.png plots. And report.md's text: '-' for the reference rows' time, the agreement numbers
-explained, the curve's table, the trap ruling's table."""
+explained, the curve's table, the traps' table."""
 
 import importlib.util
 

@@ -88,3 +88,8 @@ def test_the_check_would_catch_a_machinery_import(tmp_path):
     f.write_text("from .machinery.checkpoint import save_checkpoint\nfrom . import machinery\nimport os\n")
     assert [m for m in imported_modules(f) if "machinery" in m.split(".")] == [
         "atm_min.machinery.checkpoint", "atm_min.machinery.checkpoint.save_checkpoint", "atm_min.machinery"]
+
+
+def test_the_data_generator_does_not_import_the_data_loader_that_imports_it():
+    assert "data.synth" in imported_modules(ROOT / "atm_min" / "machinery" / "data.py")
+    assert not [m for m in imported_modules(ROOT / "data" / "synth.py") if m.startswith("atm_min.machinery.data")]

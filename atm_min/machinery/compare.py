@@ -1,5 +1,5 @@
 """Machinery: finished runs side by side, one row per setting, mean (min-max) over its seeds (docs/results.md's
-decider and label tables, issue 15).
+decider and label tables).
 
     python -m atm_min.machinery.compare soft_prompt=out,out_1,out_2 mode_token=out_0_token,out_1_token,out_2_token
     python -m atm_min.machinery.compare --labels confident_post=out,out_1,out_2 delta_0=out_0_pr0,...

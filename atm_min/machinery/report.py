@@ -518,7 +518,7 @@ def other_numbers(results: dict, mechs: dict) -> list[str]:
 
 
 def decided_section(mechs: dict) -> list[str]:
-    """The trap ruling (machinery/decided.py): accuracy on the questions the training data decide, traps beside."""
+    """The traps (machinery/decided.py): accuracy on the questions the training data decide, traps beside."""
     from .tables import format_decided
     table = format_decided(mechs)
     if not table:

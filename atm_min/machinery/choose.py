@@ -19,18 +19,18 @@ from ..variants.random_labels import shuffled_labels
 from ..variants.sampled_evidence import pass_rates
 
 
-def perception_class(cfg, base=Perception):
-    """Perception (or the Router) with the mixins of cfg.perc_input, cfg.soft_prompt and cfg.routing."""
+def perception_class(cfg):
+    """The core's Perception with the variants' mixins of cfg.routing, cfg.soft_prompt and cfg.perc_input (each
+    overrides one method: write_prompt, make_prompt_head or key_mask); the default settings: Perception itself."""
     mixins = (*(() if cfg.routing == "soft" else (hard_routing.HardRouting,)),
               *prompt_kinds.KINDS[cfg.soft_prompt], *perception_inputs.INPUTS[cfg.perc_input])
-    return type(base.__name__, (*mixins, base), {}) if mixins else base
+    return type("Perception", (*mixins, Perception), {}) if mixins else Perception
 
 
 def build_learner(cfg, student, atm: bool, vocab_size: int = 0) -> Learner:
     """The core's Learner (student + perception for ATM) or, for ATM with another cfg.decider, the student alone
-    with its mode token ("mode_token") or a Router alone over a vocabulary of vocab_size ("router", student None).
-    Reads cfg.routing for every learner: the resume rules count it as deciding a baseline's model too."""
-    routing = cfg.routing
+    with its mode token ("mode_token") or a Router alone over a vocabulary of vocab_size ("router", student None)."""
+    _ = cfg.routing  # read for every learner: the resume rules (runs.model_keys) count it for a baseline too
     if not atm:
         return Learner(student, None)
     if cfg.decider == "router":
@@ -38,7 +38,6 @@ def build_learner(cfg, student, atm: bool, vocab_size: int = 0) -> Learner:
         return router.RouterLearner(cls(vocab_size, cfg.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads))
     if cfg.decider == "mode_token":
         return mode_token.ModeTokenLearner(student, cfg.mode_token_weight)
-    assert routing in ("soft", "hard")
     return Learner(student, perception_class(cfg)(student.config.n_embd, cfg.n_prefix, cfg.perc_layers,
                                                   cfg.perc_heads))
 

@@ -5,7 +5,7 @@ import torch
 
 from atm_min.batches import perception_inputs, question_inputs
 from atm_min.model import GPT, GPTConfig
-from atm_min.perception import N_FEATURES, Perception, question_features, perceive
+from atm_min.perception import N_FEATURES, perceive, question_features
 from atm_min.tokenizer import byte_tokenizer
 from tiny import variant_perception
 

@@ -28,9 +28,10 @@ import textwrap
 import torch
 
 from atm_min.answers import extract_answer, is_correct, normalize, parse_output
-from atm_min.evaluate import answer_records, generate_texts, summarize
+from atm_min.evaluate import answer_records, summarize
 from atm_min.formats import MODE_MARKS, format_prompt, group_levels, normalize_ws
 from atm_min.machinery.checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
+from atm_min.machinery.choose import is_hard, texts_function
 from atm_min.machinery.config import TrainConfig
 from atm_min.machinery.data import load_examples
 from atm_min.machinery.errors import ArgumentParser, ProjectError
@@ -282,18 +283,18 @@ def main(argv=None):
     generator = torch.Generator(device=device).manual_seed(args.seed) if args.temperature > 0 else None
     # A student trained with routing="hard" never saw a soft prompt: its perception's classifier picks the mode
     # and the student is started with that mode's marker (as train.py evaluates it).
-    routing = "soft" if perception is None else saved.routing
-    own = None if routing == "soft" else "classifier"
+    routing = "hard" if is_hard(perception) else "soft"
     if args.trace:
         modes = (None, "pre", "post") if args.mode == "both" else (FORCE[args.mode],)
         print(format_trace(trace_question(student, perception, tok, questions[0], device, modes, max_new,
                                           args.explain, routing=routing)))
         return
+    generate = texts_function(perception)
+    sample = dict(temperature=args.temperature, top_k=args.top_k or None, generator=generator)
 
     def run(force):
-        return generate_texts(student, tok, questions, device, args.batch_size, max_new, perception=perception,
-                              explain=args.explain, temperature=args.temperature, top_k=args.top_k or None,
-                              generator=generator, force=own if force is None else force, routing=routing)
+        return generate(student, tok, questions, device, args.batch_size, max_new, perception=perception,
+                        force=force, explain=args.explain, sample=sample)
 
     if args.mode == "both":
         runs = {m: run(m) for m in (None, "pre", "post")}

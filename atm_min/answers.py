@@ -87,17 +87,6 @@ def _yesno_candidates(text: str) -> list[str]:
     return [m.group(1).lower() for m in _YESNO.finditer(text)]
 
 
-def _candidates(text: str, answer_type: str) -> list[str]:
-    if answer_type == "number":
-        return _number_candidates(text)
-    if answer_type == "choice":
-        return _choice_candidates(text)
-    if answer_type == "yesno":
-        return _yesno_candidates(text)
-    t = _normalize_text(text)
-    return [t] if t else []
-
-
 _PUNCT = set(string.punctuation) | {"“", "”", "‘", "’", "«", "»", "…", "–", "—"}
 
 
@@ -107,6 +96,19 @@ def _normalize_text(text: str) -> str:
     # harmless for short answers.
     return "".join(ch for ch in text.lower()
                    if not (ch.isspace() or ch in _PUNCT or unicodedata.category(ch).startswith("P")))
+
+
+def _text_candidates(text: str) -> list[str]:
+    t = _normalize_text(text)
+    return [t] if t else []
+
+
+_CANDIDATES = {"number": _number_candidates, "choice": _choice_candidates, "yesno": _yesno_candidates,
+               "text": _text_candidates}
+
+
+def _candidates(text: str, answer_type: str) -> list[str]:
+    return _CANDIDATES[answer_type](text)
 
 
 # ------------------------------------------------------------------------------------------------------ public API

@@ -14,97 +14,84 @@ import torch
 
 from .answers import is_correct, parse_output
 from .batches import pad_left, perception_inputs, question_inputs
-from .formats import MODE_MARKS, MODES, format_prompt, group_levels, mode_token_ids
-from .perception import soft_prompt
-
-# A forced mode starts the student's output with its marker (formats.MODE_MARKS, the first words of that mode's
-# target), and the student continues from there.
+from .formats import MODE_MARKS, MODES, format_prompt, group_levels
+from .perception import perceive
 
 
-def _forced_modes(force, n, perception):
-    """force (None, "pre", "post", "classifier", or one of those per question) -> a list of n entries."""
+def _start_marks(tok, force, n):
+    """force (None, "pre", "post", or one of those per question) -> the ids each question's output starts with:
+    a forced mode starts with its marker (formats.MODE_MARKS, the first words of that mode's target, tokenised
+    apart from the prompt as in training), and the student continues from there; None: nothing, it chooses."""
     modes = list(force) if isinstance(force, (list, tuple)) else [force] * n
-    if len(modes) != n:
-        raise ValueError(f"force has {len(modes)} entries for {n} questions")
-    for m in modes:
-        if m is not None and m not in MODE_MARKS and m != "classifier":
-            raise ValueError(f"unknown forced mode {m!r}: choose None, 'pre', 'post' or 'classifier'")
-        if m == "classifier" and perception is None:
-            raise ValueError("force='classifier' needs a perception (its classifier picks the mode)")
-    return modes
+    marks = {None: [], **{m: tok.encode(MODE_MARKS[m]) for m in MODES}}
+    if len(modes) != n or not set(modes) <= marks.keys():
+        raise ValueError(f"force must be None, 'pre', 'post' or a list of those, one per question; got {force!r}")
+    return [marks[m] for m in modes]
+
+
+def length_batches(questions, batch_size):
+    """Index lists of batches of questions of similar length (less compute wasted on padding), shortest first."""
+    order = sorted(range(len(questions)), key=lambda i: len(questions[i]))
+    return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+
+
+def perceive_questions(perception, student, tok, questions, device):
+    """The perception on raw question strings: (soft prompt (B, P, C), p(answer first) of each question)."""
+    q_rows, f_rows = zip(*(question_inputs(tok, q) for q in questions))
+    prefix, logit = perceive(perception, student, *perception_inputs(q_rows, f_rows, device))
+    return prefix, torch.sigmoid(logit.float()).tolist()
 
 
 @torch.no_grad()
-def generate_texts(student, tok, questions, device, batch_size=256, max_new_tokens=96, perception=None,
-                   explain=False, ctx=None, temperature=0.0, top_k=None, generator=None, force=None,
-                   routing="soft"):
-    """Continue the prompt of every raw question string (greedy with temperature=0). Returns one dict per
-    question, in input order: {text, new_tokens, p_post, ms}; p_post is the perception's probability of answering
-    first (None without a perception), ms the wall time of the question's batch divided by its size.
+def generate_texts(student, tok, questions, device, batch_size=256, max_new_tokens=96, perception=None, force=None,
+                   explain=False, ctx=None, sample=None):
+    """Continue the prompt of every raw question string. Returns one dict per question, in input order:
+    {text, new_tokens, p_post, ms}; p_post is the perception's probability of answering first (None without a
+    perception), ms the wall time of the question's batch divided by its size.
 
-    force: None (the student chooses), "pre" or "post" (every question), "classifier" (the perception's
-    classifier picks: post where p_post > 0.5, as hard routing does), or a list with one of those per question.
-    A forced question's prompt is followed by its mode's marker ("Reasoning:" / "Answer:"), as if the student
-    had written it; "text" starts with that marker (so parse_output reads the forced mode) and "new_tokens"
-    counts its tokens (so forced and free costs compare), and the marker comes out of the budget.
-    routing="hard": the perception still gives p_post, but its soft prompt is not passed to the student (the
-    student of the hard-routing ablation never saw one; Learner.routing)."""
+    force: None (the student chooses), "pre" or "post" (every question), or one of those per question. A forced
+    output starts with its mode's marker ("Reasoning:" / "Answer:"), as if the student had written it: "text"
+    starts with it (parse_output reads the forced mode) and "new_tokens" counts it (forced and free costs
+    compare); it comes out of the budget. sample: None (greedy) or GPT.generate's temperature, top_k, generator."""
     student.eval()
     if perception is not None:
         perception.eval()
-    modes = _forced_modes(force, len(questions), perception)
-    # Tokenised apart from the prompt, as in training (formats.encode): the marker's ids are then exactly the
-    # first ids of the target the student learned.
-    marks = {m: tok.encode(MODE_MARKS[m]) for m in MODE_MARKS}
-    marks[None] = []
+    starts = _start_marks(tok, force, len(questions))
     stop_ids = [tok.eot_id] if explain else [tok.eot_id] + tok.newline_ids
-    # Similar prompt lengths in one batch waste less compute on padding; results go back in input order.
-    order = sorted(range(len(questions)), key=lambda i: len(questions[i]))
     results = [None] * len(questions)
-    for start in range(0, len(order), batch_size):
+    for rows in length_batches(questions, batch_size):
         t0 = time.perf_counter()
-        rows = order[start:start + batch_size]
         chunk = [questions[i] for i in rows]
         prefix, p_post = None, [None] * len(chunk)
         with ctx if ctx is not None else torch.autocast(device_type="cpu", enabled=False):
             if perception is not None:
-                q_rows, f_rows = zip(*(question_inputs(tok, q) for q in chunk))
-                prefix, logit = soft_prompt(perception, student, *perception_inputs(q_rows, f_rows, device))
-                p_post = torch.sigmoid(logit.float()).tolist()
-                if routing == "hard":
-                    prefix = None
-            row_modes = [("post" if p > 0.5 else "pre") if modes[i] == "classifier" else modes[i]
-                         for i, p in zip(rows, p_post)]
-            forced = [marks[m] for m in row_modes]
-            idx, pad_mask = pad_left([tok.encode(format_prompt(q)) + f for q, f in zip(chunk, forced)],
+                prefix, p_post = perceive_questions(perception, student, tok, chunk, device)
+            start = [starts[i] for i in rows]
+            idx, pad_mask = pad_left([tok.encode(format_prompt(q)) + s for q, s in zip(chunk, start)],
                                      tok.eot_id, device)
-            # Rows forced with a marker have used part of their budget; a batch generates for its longest
+            # A row started with a marker has used part of its budget; a batch generates for its longest
             # budget and each row's extra tokens are cut below.
-            budget = [max(0, max_new_tokens - len(f)) for f in forced]
-            outs = student.generate(idx, max(budget), temperature=temperature, top_k=top_k, stop_ids=stop_ids,
-                                    prefix_embeds=prefix, pad_mask=pad_mask, generator=generator)
+            budget = [max(0, max_new_tokens - len(s)) for s in start]
+            outs = student.generate(idx, max(budget), stop_ids=stop_ids, prefix_embeds=prefix, pad_mask=pad_mask,
+                                    **(sample or {"temperature": 0.0}))
         ms = 1000 * (time.perf_counter() - t0) / len(chunk)  # generate() ends with a host copy: the time is real
         for j, out in enumerate(outs):
-            out = forced[j] + out[:budget[j]]
+            out = start[j] + out[:budget[j]]
             results[rows[j]] = dict(text=tok.decode(out), new_tokens=len(out), p_post=p_post[j], ms=ms)
     return results
 
 
 def generate_answers(student, tok, examples, device, batch_size=256, max_new_tokens=96, perception=None,
-                     explain=False, ctx=None, force=None, routing="soft"):
-    """Greedy answers for every example. Returns one record per example (same order):
-    {id, group, text, mode, correct, new_tokens, p_post}. mode is read from the first generated tokens
-    ("pre" if the student starts with its reasoning, "post" if with the answer, None if neither); with a forced
-    mode (force, routing: see generate_texts) it is the forced one."""
+                     force=None, explain=False, ctx=None):
+    """Greedy answers for every example, scored (answer_records), in the same order; force as generate_texts'."""
     outs = generate_texts(student, tok, [ex.question for ex in examples], device, batch_size, max_new_tokens,
-                          perception=perception, explain=explain, ctx=ctx, force=force,
-                          routing=routing)
+                          perception=perception, force=force, explain=explain, ctx=ctx)
     return answer_records(examples, outs)
 
 
 def answer_records(examples, outs) -> list[dict]:
     """generate_texts' outputs for examples, scored: one {id, group, text, mode, correct, new_tokens, p_post}
-    per example, mode read from the text's first marker."""
+    per example; mode read from the text's first marker ("pre", "post", or None if neither)."""
     return [dict(id=ex.id, group=ex.group, text=o["text"], mode=parse_output(o["text"])[0],
                  correct=bool(is_correct(o["text"], ex.answer, ex.answer_type)), new_tokens=o["new_tokens"],
                  p_post=o["p_post"])
@@ -112,55 +99,11 @@ def answer_records(examples, outs) -> list[dict]:
 
 
 def timed_answers(*args, answer=generate_answers, **kwargs):
-    """answer(*args, **kwargs) (generate_answers, mode_token_answers or routed_answers) plus the wall time per
-    question in milliseconds."""
+    """answer(*args, **kwargs) (generate_answers or a variant's) plus the wall time per question in ms."""
     t0 = time.perf_counter()
     records = answer(*args, **kwargs)
     ms = 1000 * (time.perf_counter() - t0) / max(1, len(records))
     return records, ms
-
-
-@torch.no_grad()
-def first_token_p_post(student, tok, questions, device, batch_size=256, ctx=None) -> list[float]:
-    """Decider "mode_token": for each raw question, p(answer token) / (p(answer token) + p(think token)) at the
-    student's first generated position (formats.mode_token_ids), from one forward pass over the prompt."""
-    student.eval()
-    think, answer = mode_token_ids(tok)
-    out = []
-    for s in range(0, len(questions), batch_size):
-        idx, pad_mask = pad_left([tok.encode(format_prompt(q)) for q in questions[s:s + batch_size]], tok.eot_id,
-                                 device)
-        with ctx if ctx is not None else torch.autocast(device_type="cpu", enabled=False):
-            logits, _ = student(idx, pad_mask=pad_mask)  # (B, T, V); the last column predicts the first token
-        out.extend(torch.softmax(logits[:, -1, [think, answer]].float(), dim=-1)[:, 1].tolist())
-    return out
-
-
-def mode_token_answers(student, tok, examples, device, batch_size=256, max_new_tokens=96, threshold=0.0,
-                       ctx=None):
-    """Decider "mode_token": the student writes its mode token itself (threshold 0: greedily, like any token),
-    or the mode is forced to "post" where first_token_p_post >= threshold, else "pre". Records as
-    generate_answers', p_post = first_token_p_post."""
-    p = first_token_p_post(student, tok, [ex.question for ex in examples], device, batch_size, ctx=ctx)
-    force = None if threshold == 0 else ["post" if x >= threshold else "pre" for x in p]
-    records = generate_answers(student, tok, examples, device, batch_size, max_new_tokens, ctx=ctx, force=force)
-    return [{**r, "p_post": x} for r, x in zip(records, p)]
-
-
-def routed_answers(router, specialists: dict, tok, examples, device, batch_size=256, max_new_tokens=96, ctx=None):
-    """Decider "router": the router's classifier sends each question to specialists["post"] (the post baseline)
-    where p(answer first) > 0.5, else to specialists["pre"]; each answers its share in its own mode. Records as
-    generate_answers', in input order, p_post the router's."""
-    p = post_probabilities(None, router, tok, examples, device)
-    records = [None] * len(examples)
-    for mode in MODES:
-        rows = [i for i, x in enumerate(p) if (x > 0.5) == (mode == "post")]
-        if rows:
-            outs = generate_answers(specialists[mode], tok, [examples[i] for i in rows], device, batch_size,
-                                    max_new_tokens, ctx=ctx)
-            for i, r in zip(rows, outs):
-                records[i] = {**r, "p_post": p[i]}
-    return records
 
 
 def _stats(recs):
@@ -183,42 +126,14 @@ def summarize(records, ms_per_question: float) -> dict:
     return out
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# The accuracy / cost curve of one ATM student: move the threshold on p(answer first) instead of retraining.
-# At threshold t a question is answered first when its p(answer first) > t (the rule of hard routing and of
-# `agreement`, at t = 0.5), else thought through: its output is started with that mode's marker while the soft
-# prompt, made from the question as always, still steers everything after the marker. The threshold picks the
-# first word; the soft prompt is not changed. A forced question's answer does not depend on t, so two forced
-# passes over the test set (every question forced pre, every question forced post) give every point exactly.
-# t = -1 answers every question first (the same student's forced post), t = 1 none (its forced pre).
-SWEEP = (-1.0, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # our choice: 12 points, both ends
-
-
-def threshold_sweep(forced_pre: list[dict], forced_post: list[dict], thresholds=SWEEP) -> list[dict]:
-    """forced_pre / forced_post: generate_answers records of the same questions, every one forced "pre" / "post"
-    (with the soft prompt; p_post set). One {threshold, accuracy, tokens, post_rate} per threshold."""
-    points = []
-    for t in thresholds:
-        chosen = [b if b["p_post"] > t else a for a, b in zip(forced_pre, forced_post, strict=True)]
-        s = _stats(chosen)
-        points.append(dict(threshold=t, accuracy=s["accuracy"], tokens=s["avg_new_tokens"],
-                           post_rate=s["post_fraction"]))
-    return points
-
-
 @torch.no_grad()
 def post_probabilities(student, perception, tok, examples, device) -> list[float]:
-    """The perception's (or router's) probability of answering first for each example (it reads the question
-    only); without a perception (decider "mode_token"), the student's first_token_p_post."""
-    if perception is None:
-        return first_token_p_post(student, tok, [ex.question for ex in examples], device)
+    """The perception's probability of answering first for each example (it reads the question only)."""
     perception.eval()
     out = []
     for s in range(0, len(examples), 512):
-        chunk = examples[s:s + 512]
-        q_rows, f_rows = zip(*(question_inputs(tok, ex.question) for ex in chunk))
-        _, logit = soft_prompt(perception, student, *perception_inputs(q_rows, f_rows, device))
-        out.extend(torch.sigmoid(logit.float()).tolist())
+        out.extend(perceive_questions(perception, student, tok, [ex.question for ex in examples[s:s + 512]],
+                                      device)[1])
     return out
 
 

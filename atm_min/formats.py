@@ -26,6 +26,9 @@ TARGET_FORMATS = MODES + ("answer",)
 ANSWER_MARK = "Answer:"     # the first word of a post target, and what precedes every answer
 REASON_MARK = "Reasoning:"  # the first word of a pre target
 MODE_MARKS = {"pre": REASON_MARK, "post": ANSWER_MARK}  # the words a target in each thinking mode starts with
+TEMPLATES = {"pre": f"{REASON_MARK} {{rationale}} {ANSWER_MARK} {{answer}}",  # the targets, without <|endoftext|>
+             "post": f"{ANSWER_MARK} {{answer}}\n{REASON_MARK} {{rationale}}",
+             "answer": f"{ANSWER_MARK} {{answer}}"}
 IGNORE_INDEX = -1  # targets equal to this are skipped by the loss (F.cross_entropy(..., ignore_index=-1))
 
 
@@ -68,28 +71,8 @@ def format_target(example: Example | Mapping[str, str], mode: str) -> str:
     """The text the student learns to continue the prompt with (without <|endoftext|>). `example` is an Example or
     any mapping with "rationale" and "answer" keys."""
     _check_mode(mode)
-    if isinstance(example, Mapping):
-        rationale, answer = example["rationale"], example["answer"]
-    else:
-        rationale, answer = example.rationale, example.answer
-    rationale, answer = normalize_ws(rationale), normalize_ws(answer)
-    if mode == "pre":
-        return f"{REASON_MARK} {rationale} {ANSWER_MARK} {answer}"
-    if mode == "answer":
-        return f"{ANSWER_MARK} {answer}"
-    return f"{ANSWER_MARK} {answer}\n{REASON_MARK} {rationale}"
-
-
-def mode_token_ids(tok) -> tuple[int, int]:
-    """(think, answer): the ids of the first token of each mode's marker, "R" and "A" in bytes, "Reason" and
-    "Answer" in GPT-2 BPE. Every target starts with its marker, so a student's first generated token already is
-    its decision: the mode token of decider "mode_token". Our choice over new special tokens (<think>,
-    <answer>, as Thinkless adds): no new ids, so the byte tokenizer keeps its 257, a pretrained GPT-2 its
-    embedding table, and the targets of every decider are the same text."""
-    think, answer = tok.encode(REASON_MARK)[0], tok.encode(ANSWER_MARK)[0]
-    if think == answer:
-        raise ValueError(f"{tok.name}: the markers {REASON_MARK!r} and {ANSWER_MARK!r} start with the same token")
-    return think, answer
+    get = example.__getitem__ if isinstance(example, Mapping) else example.__getattribute__
+    return TEMPLATES[mode].format(rationale=normalize_ws(get("rationale")), answer=normalize_ws(get("answer")))
 
 
 def _question(example: Example | Mapping[str, str]) -> str:

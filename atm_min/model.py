@@ -42,7 +42,7 @@ class KVCache:
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.pos = 0  # number of positions already stored (the same for every layer once a forward finishes)
-        self.keep = None  # (B, pos) bool: which stored positions are real (not left-padding); None: all
+        self.real = None  # (B, pos) bool: which stored positions are real (not left-padding); None: all
 
     def update(self, layer: int, k, v):
         """Store the new k, v (B, nh, T, hs) of one layer; return all keys and values so far (B, nh, pos+T, hs)."""
@@ -78,24 +78,20 @@ class CausalSelfAttention(nn.Module):
             k, v = cache.update(self.layer_idx, k, v)  # (B, nh, S, hs), S = positions so far
         S = k.size(2)
 
+        if mask is None and (self.attn_impl == "explicit" or 1 < T < S):
+            # plain causal attention over S keys, of which the T queries are the last; sdpa does without the
+            # tensor when T == S (is_causal, faster) or T == 1 (one new query may see every cached key)
+            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
         if self.attn_impl == "explicit":
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, T, S)
-            if mask is None:
-                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
             att = att.masked_fill(~mask, float("-inf"))
             att = F.softmax(att, dim=-1)
             att = self.attn_dropout(att)
             y = att @ v  # (B, nh, T, S) x (B, nh, S, hs) -> (B, nh, T, hs)
         else:
             drop = self.dropout if self.training else 0.0
-            if mask is None and T == S:
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
-            elif mask is None and T == 1:  # one new query after the cached keys: it may see all of them
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
-            else:
-                if mask is None:  # cached decoding without padding: the new queries see every earlier key
-                    mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop,
+                                               is_causal=mask is None and T == S)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
         return self.resid_dropout(self.c_proj(y))
 
@@ -203,30 +199,30 @@ class GPT(nn.Module):
             raise ValueError(f"sequence of {past + L} positions exceeds block_size {self.config.block_size}")
 
         mask = None
-        if pad_mask is None and (cache is None or cache.keep is None):
+        if pad_mask is None and (cache is None or cache.real is None):
             # No padding anywhere: positions count on from the cached ones and attention is plain causal
             # (the attention code handles that without a mask tensor, which is faster).
             pos = torch.arange(past, past + L, device=idx.device)  # (L,) shared by every row
         else:
             # Real positions: padding counts for nothing, so a left-padded row numbers its tokens as if it
-            # had no padding. keep (B, S) marks the keys any query may use; S = past + L.
+            # had no padding. real (B, S) marks the keys any query may use; S = past + L.
             if pad_mask is None:
                 pad_mask = torch.ones(B, T, dtype=torch.bool, device=idx.device)
-            new_keep = torch.cat([torch.ones(B, P, dtype=torch.bool, device=idx.device), pad_mask], dim=1)
-            keep = new_keep
+            new_real = torch.cat([torch.ones(B, P, dtype=torch.bool, device=idx.device), pad_mask], dim=1)
+            real = new_real
             if past:  # cached keys are all real unless an earlier call said otherwise
-                old = cache.keep if cache.keep is not None else torch.ones(B, past, dtype=torch.bool,
+                old = cache.real if cache.real is not None else torch.ones(B, past, dtype=torch.bool,
                                                                              device=idx.device)
-                keep = torch.cat([old, new_keep], dim=1)
+                real = torch.cat([old, new_real], dim=1)
             if cache is not None:
-                cache.keep = keep
-            pos_all = (keep.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, S)
+                cache.real = real
+            pos_all = (real.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, S)
             pos = pos_all[:, past:]  # (B, L)
             S = past + L
             causal = torch.ones(L, S, dtype=torch.bool, device=idx.device).tril(diagonal=past)
-            self_ = torch.zeros(L, S, dtype=torch.bool, device=idx.device)
-            self_[torch.arange(L), past + torch.arange(L)] = True  # a pad may attend to itself: no all-masked row
-            mask = (causal & keep[:, None, :]) | self_  # (B, L, S)
+            itself = torch.zeros(L, S, dtype=torch.bool, device=idx.device)
+            itself[torch.arange(L), past + torch.arange(L)] = True  # a pad may attend to itself: no all-masked row
+            mask = (causal & real[:, None, :]) | itself  # (B, L, S)
             mask = mask[:, None]  # (B, 1, L, S): broadcast over heads
         x = self.transformer.drop(x + self.transformer.wpe(pos))
         for block in self.transformer.h:

@@ -73,42 +73,38 @@ class PerceptionBlock(nn.Module):
         return (x, att) if return_att else x
 
 
-PERCEPTION_INPUTS = ("both", "features", "tokens")
-
-
-PROMPT_KINDS = ("free", "gated", "label", "none")
-
-
 class Perception(nn.Module):
-    def __init__(self, n_embd: int, n_prefix: int = 4, n_layer: int = 1, n_head: int = 4, inputs: str = "both",
-                 prompt: str = "free"):
+    def __init__(self, n_embd: int, n_prefix: int = 4, n_layer: int = 1, n_head: int = 4):
         super().__init__()
-        # inputs: what the queries may attend to -- "both" (question tokens + the feature "token"), "features"
-        # (the feature token only) or "tokens" (the question tokens only). The last two are ablations (our choice).
-        if inputs not in PERCEPTION_INPUTS:
-            raise ValueError(f"unknown perception inputs {inputs!r}: choose one of {PERCEPTION_INPUTS}")
-        # prompt: what the soft prompt may carry (our choice). "free": any function of the question -- the P
-        # query outputs, projected. "gated": only the decision -- a mix of two learned prompts, one per mode,
-        # weighted by p(answer first), so the student cannot read anything else about the question from it; the
-        # student's loss still trains the classifier through the weight. "label": the same mix, but the weight
-        # is the classifier's alone (trained on the k-fold labels only; the student's loss does not reach it).
-        # "none": no soft prompt at all, only the classifier (the router, below).
-        if prompt not in PROMPT_KINDS:
-            raise ValueError(f"unknown soft prompt kind {prompt!r}: choose one of {PROMPT_KINDS}")
-        self.inputs, self.prompt = inputs, prompt
         self.queries = nn.Parameter(torch.randn(n_prefix, n_embd) * 0.02)  # the P learnable query tokens
         self.feat_proj = nn.Linear(N_FEATURES, n_embd)  # features become one extra key/value "token"
         self.blocks = nn.ModuleList([PerceptionBlock(n_embd, n_head) for _ in range(n_layer)])
         self.ln_f = nn.LayerNorm(n_embd)
-        # The soft prompt enters the student beside its token embeddings (std ~0.02 at init for GPT-2 style
-        # weights), so it starts small: a prefix of norm ~sqrt(C) would drown the question at first.
-        if prompt == "free":
-            self.out_proj = nn.Linear(n_embd, n_embd)
-            nn.init.normal_(self.out_proj.weight, std=0.02)
-            nn.init.zeros_(self.out_proj.bias)
-        elif prompt != "none":  # row 0: the think-first prompt, row 1: the answer-first prompt
-            self.mode_prompts = nn.Parameter(torch.randn(2, n_prefix, n_embd) * 0.02)
+        self.make_prompt_head(n_prefix, n_embd)
         self.mode_head = nn.Linear(n_embd, 1)  # logit of "answer first" (post-thinking)
+
+    def make_prompt_head(self, n_prefix: int, n_embd: int):
+        # GPT-2's init (std 0.02, zero bias) does NOT make the prompt small: after ln_f a query's output has norm
+        # ~sqrt(C), so a soft-prompt vector starts ~sqrt(C) times as long as a token embedding (5.7x at C = 32,
+        # docs/walkthrough.md). Loud from the start, our choice: the student cannot ignore it while it learns.
+        self.out_proj = nn.Linear(n_embd, n_embd)
+        nn.init.normal_(self.out_proj.weight, std=0.02)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def write_prompt(self, x, post_logit):
+        """x (B, P, C): the queries' outputs -> the soft prompt (B, P, C): any function of the question."""
+        return self.out_proj(x)
+
+    def key_mask(self, q_mask):
+        """Which keys the queries may read: the feature "token" and every real question token. (B, 1+T) bool."""
+        return torch.cat([torch.ones_like(q_mask[:, :1]), q_mask], dim=1)
+
+    def embed(self, student, q_ids):
+        """The question's token embeddings, read through the student's own table (`get_input_embeddings`), so the
+        perception sees the student's vocabulary. Detached: the classification loss on (noisy) k-fold labels
+        must not pull the student's vocabulary around; the student's own loss still trains the perception
+        through the soft prompt."""
+        return student.get_input_embeddings()(q_ids).detach()  # (B, T, C)
 
     def forward(self, q_emb, q_mask, features, return_att=False):
         """q_emb (B, T, C): the student's token embeddings of the question (not the template);
@@ -119,9 +115,7 @@ class Perception(nn.Module):
         B = q_emb.size(0)
         features = features.to(q_emb.dtype)  # the features arrive as float32 whatever the model's dtype
         kv = torch.cat([self.feat_proj(features)[:, None, :], q_emb], dim=1)  # (B, 1+T, C)
-        feat_mask = torch.full((B, 1), self.inputs != "tokens", dtype=torch.bool, device=q_mask.device)
-        tok_mask = q_mask & (self.inputs != "features")  # an ablation hides one kind of input from the queries
-        kv_mask = torch.cat([feat_mask, tok_mask], dim=1)  # (B, 1+T)
+        kv_mask = self.key_mask(q_mask)  # (B, 1+T)
         x = self.queries.expand(B, -1, -1)  # (B, P, C)
         atts = []
         for block in self.blocks:
@@ -129,35 +123,11 @@ class Perception(nn.Module):
             atts.append(att)
         x = self.ln_f(x)
         post_logit = self.mode_head(x.mean(dim=1)).squeeze(-1)  # (B,)
-        if self.prompt == "none":
-            prefix = None
-        elif self.prompt == "free":
-            prefix = self.out_proj(x)  # (B, P, C)
-        else:  # "gated": the student's loss reaches the classifier through the mixing weight; "label": it does not
-            w = torch.sigmoid(post_logit if self.prompt == "gated" else post_logit.detach())[:, None, None]  # (B,1,1)
-            prefix = (1 - w) * self.mode_prompts[0] + w * self.mode_prompts[1]  # (B, P, C)
+        prefix = self.write_prompt(x, post_logit)  # (B, P, C)
         return (prefix, post_logit, atts) if return_att else (prefix, post_logit)
 
 
-class Router(Perception):
-    """The decider "router" (our name): a small classifier over the question, in front of two students, the pre
-    and the post baseline (evaluate.routed_answers). It is the perception module without a soft prompt, trained
-    on the same k-fold labels; having no student of its own, it reads the question through its own embeddings."""
-
-    def __init__(self, vocab_size: int, n_embd: int, n_prefix: int = 4, n_layer: int = 1, n_head: int = 4,
-                 inputs: str = "both"):
-        super().__init__(n_embd, n_prefix, n_layer, n_head, inputs, prompt="none")
-        self.wte = nn.Embedding(vocab_size, n_embd)
-        nn.init.normal_(self.wte.weight, std=0.02)
-
-
-def soft_prompt(perception: Perception, student, q_ids, q_mask, features, return_att=False):
-    """Run the perception on a batch of questions. It reads the question through the student's own token
-    embedding table (`get_input_embeddings`), so it sees the same vocabulary the student does. The embeddings are detached: the
-    perception's classification loss on (noisy) k-fold labels must not pull the student's vocabulary around;
-    the student's own loss still trains the perception through the soft prompt. A Router reads (and trains)
-    its own embeddings, and its prefix is None."""
-    if isinstance(perception, Router):
-        return perception(perception.wte(q_ids), q_mask, features, return_att=return_att)
-    q_emb = student.get_input_embeddings()(q_ids).detach()  # (B, Tq, C)
+def perceive(perception: Perception, student, q_ids, q_mask, features, return_att=False):
+    """Run the perception on a batch of questions: (soft prompt (B, P, C), logit of answering first (B,))."""
+    q_emb = perception.embed(student, q_ids)
     return perception(q_emb, q_mask, features, return_att=return_att)

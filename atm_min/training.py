@@ -36,11 +36,12 @@ def make_optimizer(cfg, model: nn.Module, device: str):
                              fused=device.startswith("cuda"))
 
 
-def train(learner, optimizer, items, cfg, rt, iters: int, seed: int, start: int = 0, model=None, on_step=None):
+def train(learner, optimizer, items, cfg, runtime, iters: int, seed: int, start: int = 0, model=None,
+          on_step=lambda *args: None):
     """Train `learner` (a Learner: student + optional perception) on `items` (batches.encode_items) from step
     `start` to step `iters`, in place.
 
-    cfg: the settings the loop reads (batch_size, grad_accum, aux_weight, grad_clip and lr_at's); rt: where it
+    cfg: the settings the loop reads (batch_size, grad_accum, aux_weight, grad_clip and lr_at's); runtime: where it
     runs (device, ctx = autocast or a no-op, scaler = GradScaler for float16 or None, rank, world for DDP).
     seed fixes the data order: batch `it` is a function of (seed, it) alone, so a resumed run sees the batches
     the uninterrupted one would have seen. model: what computes the forward (learner itself, or learner compiled
@@ -48,7 +49,7 @@ def train(learner, optimizer, items, cfg, rt, iters: int, seed: int, start: int 
     tokens = target tokens in that step, a tensor); a non-finite loss raises FloatingPointError before any update
     (a read of the loss on the host at every micro-step: tools/gpu_check.sh measures what that costs on a GPU)."""
     model = model if model is not None else learner
-    global_batch = cfg.batch_size * cfg.grad_accum * rt.world  # sequences per optimiser step, all ranks
+    global_batch = cfg.batch_size * cfg.grad_accum * runtime.world  # sequences per optimiser step, all ranks
     learner.train()
     it = start
     while it < iters:
@@ -58,26 +59,25 @@ def train(learner, optimizer, items, cfg, rt, iters: int, seed: int, start: int 
         indices = batch_indices(len(items), seed, it, global_batch)
         tokens = 0
         for micro in range(cfg.grad_accum):
-            batch = collate([items[i] for i in micro_batch(indices, micro, rt.rank, rt.world, cfg.batch_size)],
-                            rt.device)
-            tokens += (batch["y"] != -1).sum() * rt.world  # a tensor: read on the host only when logged
+            share = micro_batch(indices, micro, runtime.rank, runtime.world, cfg.batch_size)
+            batch = collate([items[i] for i in share], runtime.device)
+            tokens += (batch["y"] != -1).sum() * runtime.world  # a tensor: read on the host only when logged
             sync = micro == cfg.grad_accum - 1  # DDP: all-reduce gradients only on the last micro-step
-            with (model.no_sync() if rt.world > 1 and not sync else nullcontext()), rt.ctx:
+            with (model.no_sync() if runtime.world > 1 and not sync else nullcontext()), runtime.ctx:
                 loss, lm_loss, aux = model(**batch, aux_weight=cfg.aux_weight)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the loss became {loss.item()} at step {it}")
             loss = loss / cfg.grad_accum  # the gradients of grad_accum micro-batches add up to one batch's mean
-            (rt.scaler.scale(loss) if rt.scaler else loss).backward()
-        if rt.scaler:
-            rt.scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            (runtime.scaler.scale(loss) if runtime.scaler else loss).backward()
+        if runtime.scaler:
+            runtime.scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(learner.parameters(), cfg.grad_clip)
-        if rt.scaler:
-            rt.scaler.step(optimizer)
-            rt.scaler.update()
+        if runtime.scaler:
+            runtime.scaler.step(optimizer)
+            runtime.scaler.update()
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         it += 1
-        if on_step is not None:
-            on_step(it, lr, lm_loss, aux, tokens)
+        on_step(it, lr, lm_loss, aux, tokens)

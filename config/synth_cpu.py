@@ -73,7 +73,7 @@ perc_input = "both"    # ablations: "features" or "tokens" only
 routing = "soft"       # ablation: "hard" (the classifier picks the mode, no soft prompt)
 soft_prompt = "free"   # "gated": the soft prompt carries only the decision (a mix of two learned prompts)
 label_source = "kfold" # ablation: "random" labels at the k-fold post rate
-decider = "soft_prompt"  # issue 15: "mode_token" (the student's first token decides) or "router" (two students)
+decider = "soft_prompt"  # the paper's; or "mode_token" (the student's first token decides) or "router" (two students)
 mode_token_weight = 1.0
 mode_threshold = 0.0   # mode_token: 0 = greedy first token
 evidence_from = ""     # reuse an earlier run's fold evidence (its out_dir) instead of training fold students

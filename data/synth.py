@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: find atm_min
 
 from atm_min.machinery.errors import ArgumentParser, ConfigError, DataError, ProjectError  # noqa: E402  (no torch)
-from atm_min.machinery.data import write_text_atomic  # noqa: E402  (no torch either)
+from atm_min.machinery.files import write_text_atomic  # noqa: E402  (no torch either)
 
 SUITE_FILE = "suite.json"  # the SynthConfig a suite folder was generated with
 VAR_NAMES = "abcdefghijkmnpqrstuvwxyz"  # no 'l'/'o': easy to confuse with digits when reading

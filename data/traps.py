@@ -100,7 +100,7 @@ def forced_answers(out_dir: str, examples) -> dict[str, dict[str, bool]]:
         for mode in ("pre", "post"):
             with torch.no_grad():
                 texts = generate_texts(learner.student, tok, [e.question for e in examples], "cpu",
-                                       perception=learner.perception, force=mode, routing=learner.routing)
+                                       perception=learner.perception, force=mode)
             out[f"{name} forced {mode}"] = {e.id: is_correct(t["text"], e.answer, e.answer_type)
                                            for e, t in zip(examples, texts)}
     if not out:
@@ -128,19 +128,19 @@ def soft_prompt_probe(out_dir: str, examples) -> dict[str, tuple[int, int, int]]
     from atm_min.answers import is_correct
     from atm_min.batches import pad_left, perception_inputs, question_inputs
     from atm_min.formats import format_prompt
-    from atm_min.perception import soft_prompt
+    from atm_min.perception import perceive
 
     path = os.path.join(out_dir, CHECKPOINTS["atm"])
     if not os.path.exists(path):
         raise DataError(f"no ATM checkpoint at {path}: --probe needs a --mechanism=atm run")
     learner, tok = load_learner(path)
-    if learner.perception is None or learner.routing == "hard":
+    if learner.perception is None or getattr(learner.perception, "routing", "soft") == "hard":
         raise DataError(f"{path} has no soft prompt to probe (not an ATM student, or routing='hard')")
 
     def right(exs, seen):
         q_rows, f_rows = zip(*(question_inputs(tok, q) for q in seen))
         with torch.no_grad():
-            prefix, _ = soft_prompt(learner.perception, learner.student, *perception_inputs(q_rows, f_rows, "cpu"))
+            prefix, _ = perceive(learner.perception, learner.student, *perception_inputs(q_rows, f_rows, "cpu"))
             idx, mask = pad_left([tok.encode(format_prompt(e.question)) for e in exs], tok.eot_id, "cpu")
             outs = learner.student.generate(idx, 16, temperature=0.0, stop_ids=[tok.eot_id] + tok.newline_ids,
                                             prefix_embeds=prefix, pad_mask=mask)

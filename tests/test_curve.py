@@ -1,5 +1,5 @@
-"""The accuracy / cost curve of an ATM student (evaluate.threshold_sweep, results.json atm.tradeoff): one point per
-threshold on p(answer first), no retraining; its two ends are the same student's forced modes, as sample.py
+"""The accuracy / cost curve of an ATM student (variants/threshold_curve.py threshold_sweep, results.json
+atm.tradeoff): one point per threshold on p(answer first), no retraining; its two ends are the same student's forced modes, as sample.py
 --mode pre / --mode post give them on the test file."""
 
 import json
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import sample
-from atm_min.evaluate import SWEEP, generate_answers, summarize, threshold_sweep
+from atm_min.evaluate import generate_answers, summarize
+from atm_min.variants.threshold_curve import SWEEP, threshold_sweep
 from atm_min.machinery.checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
 from atm_min.machinery.data import load_examples, write_examples
 from atm_min.machinery.gpt2 import get_tokenizer

@@ -1,4 +1,4 @@
-"""The owner's ruling on the traps (machinery/decided.py): the per-group numbers on the questions the training data
+"""The rule for the traps (machinery/decided.py): the per-group numbers on the questions the training data
 decide, the traps they leave open beside them, per mechanism; nothing set apart when the training data hold traps."""
 
 from atm_min.evaluate import oracle_summary, random_routing_summary, summarize

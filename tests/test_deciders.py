@@ -1,4 +1,4 @@
-"""Issue 15's deciders (soft_prompt, mode_token, router) and the labels from sampled answers (pass_rate, delta):
+"""The other deciders (soft_prompt, mode_token, router) and the labels from sampled answers (pass_rate, delta):
 the mechanics of each, on tiny examples, with values checked."""
 
 import json
@@ -10,18 +10,22 @@ import torch
 import torch.nn.functional as F
 
 import atm_min.evaluate as E
+import atm_min.variants.mode_token as MT
+import atm_min.variants.router as R
 from atm_min.batches import collate, encode_items
-from atm_min.formats import ANSWER_MARK, REASON_MARK, Example, encode, format_prompt, mode_token_ids
-from atm_min.labels import held_out_evidence, label
-from atm_min.learner import Learner, build_learner, mode_token_loss
+from atm_min.formats import ANSWER_MARK, REASON_MARK, Example, encode, format_prompt
 from atm_min.model import GPT, GPTConfig
-from atm_min.perception import Router
 from atm_min.tokenizer import byte_tokenizer
+from atm_min.machinery.choose import build_learner
 from atm_min.machinery.config import TrainConfig, parse_args
 from atm_min.machinery.data import load_examples
 from atm_min.machinery.errors import ConfigError, DataError
-from atm_min.machinery.jobs import Job, read_cached, run_all, write_json
+from atm_min.machinery.jobs import Job, Students, read_cached, write_json
 from atm_min.machinery.runs import finished_student
+from atm_min.variants.label_rules import pass_rate
+from atm_min.variants.mode_token import mode_token_ids, mode_token_loss
+from atm_min.variants.router import Router, RouterLearner
+from atm_min.variants.sampled_evidence import pass_rates
 
 from tiny import tiny_args
 
@@ -87,7 +91,7 @@ def test_first_token_p_post_is_the_renormalised_choice_of_each_question_alone():
     student = tiny_gpt(1).eval()
     think, answer = mode_token_ids(TOK)
     qs = [ex.question for ex in EXAMPLES]
-    p = E.first_token_p_post(student, TOK, qs, "cpu", batch_size=2)  # padded batches
+    p = MT.first_token_p_post(student, TOK, qs, "cpu", batch_size=2)  # padded batches
     for q, got in zip(qs, p):
         logits, _ = student(torch.tensor([TOK.encode(format_prompt(q))]))
         want = torch.softmax(logits[0, -1, [think, answer]], dim=-1)[1].item()
@@ -101,15 +105,17 @@ def test_mode_token_answers_greedy_or_thresholded(monkeypatch):
         seen["force"] = force
         return [dict(id=ex.id, mode=None) for ex in examples]
 
-    monkeypatch.setattr(E, "first_token_p_post", lambda *a, **kw: [0.7, 0.5, 0.6])
-    monkeypatch.setattr(E, "generate_answers", fake_generate)
-    recs = E.mode_token_answers(None, TOK, EXAMPLES, "cpu", threshold=0.0)
+    monkeypatch.setattr(MT, "first_token_p_post", lambda *a, **kw: [0.7, 0.5, 0.6])
+    monkeypatch.setattr(MT, "generate_answers", fake_generate)
+    recs = MT.mode_token_answers(None, TOK, EXAMPLES, "cpu", threshold=0.0)
     assert seen["force"] is None  # greedy: the student writes its mode token itself
     assert [r["p_post"] for r in recs] == [0.7, 0.5, 0.6]
-    E.mode_token_answers(None, TOK, EXAMPLES, "cpu", threshold=0.6)
+    MT.mode_token_answers(None, TOK, EXAMPLES, "cpu", threshold=0.6)
     assert seen["force"] == ["post", "pre", "post"]  # answer first where p(answer token) >= 0.6
-    E.mode_token_answers(None, TOK, EXAMPLES, "cpu", threshold=0.75)
+    MT.mode_token_answers(None, TOK, EXAMPLES, "cpu", threshold=0.75)
     assert seen["force"] == ["pre", "pre", "pre"]
+    MT.mode_token_answers(None, TOK, EXAMPLES, "cpu", threshold=0.7)  # the boundary: p == threshold answers first
+    assert seen["force"] == ["post", "pre", "pre"]
 
 
 # -------------------------------------------------------------------------------------------------- router
@@ -121,19 +127,23 @@ def test_router_sends_each_question_to_its_specialist(monkeypatch):
         calls.append((student, [ex.id for ex in examples]))
         return [dict(id=ex.id, text=f"{student} answers", mode=student) for ex in examples]
 
-    monkeypatch.setattr(E, "post_probabilities", lambda *a, **kw: [0.9, 0.1, 0.6])
-    monkeypatch.setattr(E, "generate_answers", fake_generate)
-    recs = E.routed_answers("router", {"pre": "pre", "post": "post"}, TOK, EXAMPLES, "cpu")
+    monkeypatch.setattr(R, "post_probabilities", lambda *a, **kw: [0.9, 0.1, 0.6])
+    monkeypatch.setattr(R, "generate_answers", fake_generate)
+    recs = R.routed_answers("router", {"pre": "pre", "post": "post"}, TOK, EXAMPLES, "cpu")
     assert sorted(calls) == [("post", ["a", "c"]), ("pre", ["b"])]
     assert [(r["id"], r["mode"], r["p_post"]) for r in recs] == [("a", "post", 0.9), ("b", "pre", 0.1),
                                                                   ("c", "post", 0.6)]
+    calls.clear()  # the boundary: p == 0.5 goes to the pre student (answer first needs > 0.5)
+    monkeypatch.setattr(R, "post_probabilities", lambda *a, **kw: [0.5, 0.5000001, 0.4999999])
+    R.routed_answers("router", {"pre": "pre", "post": "post"}, TOK, EXAMPLES, "cpu")
+    assert sorted(calls) == [("post", ["b"]), ("pre", ["a", "c"])]
 
 
 def test_router_learns_from_the_labels_alone_through_its_own_embeddings():
     torch.manual_seed(0)
     router = Router(TOK.vocab_size, 16, n_prefix=2, n_layer=1, n_head=2)
     assert not hasattr(router, "out_proj") and not hasattr(router, "mode_prompts")  # no soft prompt
-    learner = Learner(None, router)
+    learner = RouterLearner(router)
     b = collate(encode_items(TOK, EXAMPLES, ["post", "post", "pre"]), "cpu")
     loss, lm, aux = learner(**b)
     _, logit = router(router.wte(b["q_ids"]), b["q_mask"], b["features"])
@@ -161,21 +171,26 @@ def test_router_job_waits_for_its_specialists():
     class RT:
         master, device, world = True, "cpu", 1
 
-    mains = [Job("atm", [], [], "", 0, atm=True, after=("pre", "post")), Job("pre", [], [], "", 0),
-             Job("post", [], [], "", 0)]
-    results, labels, _ = run_all(cfg, RT(), TOK, [], [], [], mains, work, lambda ev: (["pre"], {}))
-    assert order == ["pre", "post", "atm"] and set(results) == {"pre", "post", "atm"}
-    mains[0].after = ()  # without the dependency the atm job goes first, as the soft prompt's does
+    atm, pre, post = (Job("atm", [], [], "", 0, atm=True, after=("pre", "post")), Job("pre", [], [], "", 0),
+                      Job("post", [], [], "", 0))
+    with Students(cfg, RT(), TOK, [], [], work, [atm, pre, post]) as students:
+        futures = [students.start(job) for job in (atm, pre, post)]
+        assert [f.result() for f in futures] == [{"summary": {"accuracy": 1.0}}] * 3
+    assert order == ["pre", "post", "atm"]
+    atm.after = ()  # without the dependency the atm job started first=True goes first, as the soft prompt's does
     order.clear()
-    run_all(cfg, RT(), TOK, [], [], [], mains, work, lambda ev: (["pre"], {}))
+    with Students(cfg, RT(), TOK, [], [], work, [atm, pre, post]) as students:
+        students.runner.pending = students.workers  # a busy pool: the jobs wait in the queue
+        futures = [students.start(pre), students.start(post), students.start(atm, first=True)]
+        students.runner.pending = 0
+        [f.result() for f in futures]
     assert order == ["atm", "pre", "post"]
 
 
 # ------------------------------------------------------------------------------------- labels from samples
 
 def test_pass_rate_rule_and_delta():
-    lab = lambda pre, post, delta=0.0, default="pre": label(True, True, "pass_rate", default, rates=(pre, post),
-                                                            delta=delta)
+    lab = lambda pre, post, delta=0.0, default="pre": pass_rate(pre, post, delta, default)
     assert lab(0.75, 0.75) == "post"            # as good: answer first (cheaper)
     assert lab(0.75, 0.5) == "pre"              # worse by 0.25: think first...
     assert lab(0.75, 0.5, delta=0.25) == "post"  # ...unless delta allows that much
@@ -183,28 +198,27 @@ def test_pass_rate_rule_and_delta():
     assert lab(1.0, 0.5, delta=0.5) == "post"
     assert lab(0.0, 0.0, default="post") == "post" and lab(0.0, 0.0, delta=1.0) == "pre"  # never right: default
     assert lab(0.0, 0.25) == "post" and lab(0.25, 0.0) == "pre"
-    with pytest.raises(ValueError, match="pass rates"):
-        label(True, True, "pass_rate")
 
 
 def test_pass_rates_from_sampled_answers_repeat_and_match_their_samples(pre_run, data_dir):
     student = finished_student(os.path.join(pre_run, "ckpt.pt"), "cpu")
     held = load_examples(os.path.join(data_dir, "test.jsonl"))
-    ev = held_out_evidence(student, TOK, held, "pre", "cpu", max_new_tokens=48, samples=3, temperature=1.0, seed=7)
+    ev = pass_rates(student, TOK, held, "cpu", samples=3, temperature=1.0, seed=7, max_new_tokens=48)
     assert ev["samples"] == 3 and ev["temperature"] == 1.0
-    again = held_out_evidence(student, TOK, held, "pre", "cpu", max_new_tokens=48, samples=3, temperature=1.0, seed=7)
+    again = pass_rates(student, TOK, held, "cpu", samples=3, temperature=1.0, seed=7, max_new_tokens=48)
     assert ev == again  # a seeded generator: the same samples every time
     gen = torch.Generator().manual_seed(7)  # by hand: three sampled rounds, scored
     right = [0] * len(held)
     for _ in range(3):
         outs = E.generate_texts(student, TOK, [ex.question for ex in held], "cpu", max_new_tokens=48,
-                                temperature=1.0, generator=gen)
+                                sample=dict(temperature=1.0, generator=gen))
         for i, r in enumerate(E.answer_records(held, outs)):
             right[i] += r["correct"]
     assert ev["pass_rate"] == [r / 3 for r in right]
     # a temperature near 0 samples the greedy answer: pass rates become the greedy evidence
-    cold = held_out_evidence(student, TOK, held, "pre", "cpu", max_new_tokens=48, samples=2, temperature=1e-4)
-    assert cold["pass_rate"] == [float(c) for c in cold["correct"]] and 0 < sum(cold["correct"]) < len(held)
+    cold = pass_rates(student, TOK, held, "cpu", samples=2, temperature=1e-4, seed=0, max_new_tokens=48)
+    greedy = [r["correct"] for r in E.generate_answers(student, TOK, held, "cpu", max_new_tokens=48)]
+    assert cold["pass_rate"] == [float(c) for c in greedy] and 0 < sum(greedy) < len(held)
 
 
 def test_stale_fold_cache_is_refused(tmp_path):

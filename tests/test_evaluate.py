@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from atm_min.machinery.tables import format_table
+from atm_min.variants.hard_routing import classifier_modes, hard_routed_texts
+from tiny import variant_perception
 from atm_min.evaluate import (agreement, generate_answers, generate_texts, oracle_summary,
                               random_routing_summary, summarize, timed_answers)
 from atm_min.machinery.data import Example
@@ -164,7 +166,8 @@ def test_sampling_reaches_the_model_and_is_seeded():
 
     def texts(seed=None, **kw):
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        return [o["text"] for o in generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8, generator=gen, **kw)]
+        sample = dict(generator=gen, **kw) if kw else None
+        return [o["text"] for o in generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8, sample=sample)]
 
     greedy = texts()
     assert texts(0, temperature=1.0, top_k=5) == texts(0, temperature=1.0, top_k=5)
@@ -215,41 +218,47 @@ def test_forced_modes_per_question_in_one_batch():
         [alone] = generate_texts(model, TOK, [q], "cpu", 1, 14, perception=perc, force=f)
         assert o["text"] == alone["text"] and o["new_tokens"] == alone["new_tokens"]
         assert o["p_post"] == pytest.approx(alone["p_post"])
-    with pytest.raises(ValueError, match="entries"):
+    with pytest.raises(ValueError, match="one per question"):
         generate_texts(model, TOK, QUESTIONS, "cpu", force=["pre"])
-    with pytest.raises(ValueError, match="unknown forced mode"):
+    with pytest.raises(ValueError, match="force must be"):
         generate_texts(model, TOK, QUESTIONS, "cpu", force="both")
 
 
-def test_soft_prompt_off_keeps_p_post_but_not_the_prefix():
+def test_hard_routing_keeps_p_post_but_not_the_prefix():
     model = tiny_student()
     torch.manual_seed(1)
     perc = Perception(32, n_prefix=2, n_layer=1, n_head=2)
+    torch.manual_seed(1)
+    hard = variant_perception(32, n_prefix=2, n_layer=1, n_head=2, routing="hard")
     with torch.no_grad():
         perc.out_proj.weight.normal_(0, 1.0)  # a soft prompt strong enough to change what the student writes
+    hard.load_state_dict(perc.state_dict())  # the same weights: hard routing only drops the prefix
     on = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12, perception=perc)
-    off = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12, perception=perc, routing="hard")
+    off = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12, perception=hard)
     bare = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12)
     assert [o["text"] for o in off] == [b["text"] for b in bare]  # no prefix: the plain student
     assert [o["text"] for o in on] != [b["text"] for b in bare]
     assert [o["p_post"] for o in off] == pytest.approx([o["p_post"] for o in on])
 
 
-def test_force_classifier_is_the_perceptions_choice():
-    """force="classifier" (hard routing): each question is started with the marker of the mode the perception's
-    classifier picks, the same as forcing that list of modes by hand."""
+def test_hard_routing_starts_each_question_in_the_classifiers_mode():
+    """Hard routing: each question is started with the marker of the mode the perception's classifier picks,
+    the same as forcing that list of modes by hand; p == 0.5 exactly is "think first" (answer first needs > 0.5)."""
     model = tiny_student()
     torch.manual_seed(3)
-    perc = Perception(32, n_prefix=2, n_layer=1, n_head=2)
+    perc = variant_perception(32, n_prefix=2, n_layer=1, n_head=2, routing="hard")
     with torch.no_grad():
         perc.mode_head.weight.normal_(0, 2.0)  # spread p_post so that both modes occur
-    outs = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 14, perception=perc, force="classifier",
-                          routing="hard")
+    outs = hard_routed_texts(model, TOK, QUESTIONS, "cpu", 4, 14, perception=perc)
     picked = ["post" if o["p_post"] > 0.5 else "pre" for o in outs]
     assert set(picked) == {"pre", "post"}
-    by_hand = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 14, perception=perc, force=picked,
-                             routing="hard")
+    assert classifier_modes(model, perc, TOK, QUESTIONS, "cpu", 4) == picked
+    by_hand = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 14, perception=perc, force=picked)
     assert [o["text"] for o in outs] == [o["text"] for o in by_hand]
     assert all(o["text"].startswith("Answer:" if m == "post" else "Reasoning:") for o, m in zip(outs, picked))
-    with pytest.raises(ValueError, match="needs a perception"):
-        generate_texts(model, TOK, QUESTIONS, "cpu", force="classifier")
+    with torch.no_grad():  # the boundary: a classifier that says exactly 0.5 thinks first
+        perc.mode_head.weight.zero_()
+        perc.mode_head.bias.zero_()
+    assert classifier_modes(model, perc, TOK, QUESTIONS, "cpu", 4) == ["pre"] * len(QUESTIONS)
+    perc.mode_head.bias.data.fill_(1e-6)
+    assert classifier_modes(model, perc, TOK, QUESTIONS, "cpu", 4) == ["post"] * len(QUESTIONS)

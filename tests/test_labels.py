@@ -1,10 +1,13 @@
 """k-fold assignment and the pre/post label rules."""
 
+import math
 from collections import Counter
 
 import pytest
 
-from atm_min.labels import evidence_counts, shuffled_labels, fold_ids, label
+from atm_min.labels import evidence_counts, fold_ids, label
+from atm_min.variants.label_rules import pass_rate, prefer
+from atm_min.variants.random_labels import shuffled_labels
 
 
 @pytest.mark.parametrize("n,k", [(10, 2), (11, 3), (100, 5), (4, 5), (1, 2)])
@@ -40,37 +43,45 @@ PREFER_PRE = {(True, True): "pre", (False, True): "post", (True, False): "pre"}
 @pytest.mark.parametrize("default", ["pre", "post"])
 def test_prefer_post_truth_table(default):
     for (pre_ok, post_ok), want in PREFER_POST.items():
-        assert label(pre_ok, post_ok, "prefer_post", default) == want
-    assert label(False, False, "prefer_post", default) == default  # neither right: the default decides
+        assert prefer("post", pre_ok, post_ok, default) == want
+    assert prefer("post", False, False, default) == default  # neither right: the default decides
 
 
 @pytest.mark.parametrize("default", ["pre", "post"])
 def test_prefer_pre_truth_table(default):
     for (pre_ok, post_ok), want in PREFER_PRE.items():
-        assert label(pre_ok, post_ok, "prefer_pre", default) == want
-    assert label(False, False, "prefer_pre", default) == default
-
-
-def test_label_defaults_and_unknown_rule():
-    # confident_post unless told otherwise: it needs the post student's confidence
-    assert label(True, True, p_gold=0.95) == "post" and label(False, True, p_gold=0.1) == "post"
-    with pytest.raises(ValueError, match="p_gold"):
-        label(True, True)
-    with pytest.raises(ValueError, match="unknown label rule"):
-        label(True, False, "prefer_cheap")
+        assert prefer("pre", pre_ok, post_ok, default) == want
+    assert prefer("pre", False, False, default) == default
 
 
 def test_confident_post_weighs_the_risk_of_answering_first():
     # both right: answer first only when the post student was sure of the gold answer
-    assert label(True, True, "confident_post", p_gold=0.97) == "post"
-    assert label(True, True, "confident_post", p_gold=0.55) == "pre"  # a lucky answer-first: think instead
-    assert label(True, True, "confident_post", p_gold=0.55, min_conf=0.5) == "post"
+    assert label(True, True, 0.97) == "post"
+    assert label(True, True, 0.55) == "pre"  # a lucky answer-first: think instead
+    assert label(True, True, 0.55, post_confidence=0.5) == "post"
     # only one right: that one, however unsure
-    assert label(False, True, "confident_post", p_gold=0.51) == "post"
-    assert label(True, False, "confident_post", p_gold=0.01) == "pre"
+    assert label(False, True, 0.51) == "post"
+    assert label(True, False, 0.01) == "pre"
     # neither: the default
-    assert label(False, False, "confident_post", "post", p_gold=0.3) == "post"
-    assert label(False, False, "confident_post", "pre", p_gold=0.3) == "pre"
+    assert label(False, False, 0.3, default="post") == "post"
+    assert label(False, False, 0.3, default="pre") == "pre"
+
+
+def test_post_confidence_is_reached_at_the_threshold_itself():
+    """The boundary: p_gold == post_confidence is confident enough ("reaches"), a hair below is not."""
+    for t in (0.9, 0.6, 0.25):
+        assert label(True, True, t, post_confidence=t) == "post"
+        assert label(True, True, math.nextafter(t, 0), post_confidence=t) == "pre"
+    assert label(True, True, 0.9) == "post"  # the default threshold, 0.9, at its boundary
+
+
+def test_pass_rate_margin_boundary():
+    """Answer first when post's pass rate >= pre's - delta: equal at the margin counts."""
+    assert pass_rate(0.5, 0.5) == "post"  # as good: answer first
+    assert pass_rate(0.5, 0.25, delta=0.25) == "post"  # exactly at the margin
+    assert pass_rate(0.5, 0.24, delta=0.25) == "pre"
+    assert pass_rate(0.5, math.nextafter(0.5, 0)) == "pre"
+    assert pass_rate(0.0, 0.0, default="post") == "post" and pass_rate(0.0, 0.0) == "pre"
 
 
 def test_shuffled_labels_keep_the_post_rate_not_the_order():

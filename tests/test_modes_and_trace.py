@@ -222,8 +222,8 @@ def test_a_hard_routed_student_is_started_with_its_classifiers_marker(atm_run, t
     path = str(tmp_path / "hard.pt")
     save_checkpoint(path, ck)
     student, perception, tok, _ = sample.load_model(path, "cpu")
-    [want] = generate_texts(student, tok, [Q], "cpu", 1, 16, perception=perception, force="post",
-                            routing="hard")  # p(answer first) is ~1 for this student
+    [want] = generate_texts(student, tok, [Q], "cpu", 1, 16, perception=perception,
+                            force="post")  # p(answer first) is ~1 for this student; no prefix: hard routing
     out = ask(capsys, "--ckpt", path, "--question", Q)
     assert sample_field(out, "mode") == ["answer first (post)"]
     assert re.search(r"^  (\d+) tokens", out, re.M).group(1) == str(want["new_tokens"])

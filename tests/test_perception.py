@@ -5,18 +5,19 @@ import torch
 
 from atm_min.batches import perception_inputs, question_inputs
 from atm_min.model import GPT, GPTConfig
-from atm_min.perception import N_FEATURES, Perception, question_features, soft_prompt
+from atm_min.perception import N_FEATURES, perceive, question_features
 from atm_min.tokenizer import byte_tokenizer
+from tiny import variant_perception
 
 C, P = 32, 3
 
 
 
 
-def perception(seed=0, **kw):
+def perception(seed=0, inputs="both"):
     torch.manual_seed(seed)
-    m = Perception(C, n_prefix=P, n_layer=2, n_head=4, **kw)
-    # out_proj starts at std 0.02 so the prefix is small; a larger scale makes differences easy to see
+    m = variant_perception(C, n_prefix=P, n_layer=2, n_head=4, perc_input=inputs)
+    # a larger scale than out_proj's std 0.02 makes differences easy to see
     with torch.no_grad():
         m.out_proj.weight.normal_(0, 0.5)
     return m.eval()
@@ -93,7 +94,7 @@ def test_aux_loss_trains_the_perception_but_not_the_student_embeddings():
     gpt, m = student(), perception()
     m.train()
     rows, feats = zip(*(question_inputs(tok, q) for q in ["Start at 3, apply i d: result?", "Number 2 in 1 2 3?"]))
-    prefix, logit = soft_prompt(m, gpt, *perception_inputs(rows, feats, "cpu"))
+    prefix, logit = perceive(m, gpt, *perception_inputs(rows, feats, "cpu"))
     # the aux classification loss alone:
     torch.nn.functional.binary_cross_entropy_with_logits(logit, torch.tensor([1.0, 0.0])).backward()
     assert m.queries.grad is not None and m.queries.grad.abs().sum() > 0
@@ -101,7 +102,7 @@ def test_aux_loss_trains_the_perception_but_not_the_student_embeddings():
     assert wte_grad is None or wte_grad.abs().sum() == 0
     # the LM loss through the prefix:
     m.zero_grad(), gpt.zero_grad()
-    prefix, _ = soft_prompt(m, gpt, *perception_inputs(rows, feats, "cpu"))
+    prefix, _ = perceive(m, gpt, *perception_inputs(rows, feats, "cpu"))
     idx = torch.randint(0, 257, (2, 10))
     _, loss = gpt(idx, idx, prefix_embeds=prefix)
     loss.backward()
@@ -144,7 +145,7 @@ def test_attention_weights_are_returned_per_block():
     assert torch.allclose(atts[0][..., 0], torch.ones(4, 4, P))
     gpt = student()
     rows, f = zip(*(question_inputs(byte_tokenizer(), q) for q in ["Is 74 even?", "Start at 1, apply d: result?"]))
-    _, _, atts = soft_prompt(m, gpt, *perception_inputs(rows, f, "cpu"), return_att=True)
+    _, _, atts = perceive(m, gpt, *perception_inputs(rows, f, "cpu"), return_att=True)
     assert atts[0].shape == (2, 4, P, 1 + len(rows[1]))
 
 
@@ -165,5 +166,3 @@ def test_tokens_only_perception_ignores_the_features():
     tok_only, both = perception(inputs="tokens"), perception(inputs="both")
     assert torch.allclose(tok_only(q_emb, q_mask, feats)[0], tok_only(q_emb, q_mask, feats + 1)[0])
     assert not torch.allclose(both(q_emb, q_mask, feats)[0], both(q_emb, q_mask, feats + 1)[0])
-    with pytest.raises(ValueError, match="perception inputs"):
-        Perception(C, inputs="words")

@@ -266,8 +266,7 @@ def test_atm_pipeline_end_to_end_and_resume(tiny_run, data_dir, tmp_path, capsys
         assert [labels[ex.id][f"{mode}_ok"] for ex in train] == [ok[i] for i in range(48)]
     for ex in train:
         v = labels[ex.id]
-        assert v["label"] == label(v["pre_ok"], v["post_ok"], cfg.label_rule, cfg.label_default, v["p_gold"],
-                                   cfg.post_confidence)
+        assert v["label"] == label(v["pre_ok"], v["post_ok"], v["p_gold"], cfg.post_confidence, cfg.label_default)
     kinds = ["both" if v["pre_ok"] and v["post_ok"] else "pre_only" if v["pre_ok"] else "post_only"
              if v["post_ok"] else "neither" for v in labels.values()]
     counts = results["atm"]["label_counts"]
@@ -281,7 +280,7 @@ def test_atm_pipeline_end_to_end_and_resume(tiny_run, data_dir, tmp_path, capsys
     assert results["atm"]["label_agreement"] == agree
     post_student, _, _, _ = sample.load_model(str(out / "baseline_post.pt"), "cpu")
     p_gold = answer_first_confidence(post_student, tok, test, "cpu")
-    test_labels = [label(a["correct"], b["correct"], cfg.label_rule, cfg.label_default, c, cfg.post_confidence)
+    test_labels = [label(a["correct"], b["correct"], c, cfg.post_confidence, cfg.label_default)
                    for a, b, c in zip(preds["pre"], preds["post"], p_gold)]
     agree = sum((r["p_post"] > 0.5) == (lab == "post") for r, lab in zip(preds["atm"], test_labels)) / 16
     assert results["atm"]["test_oracle_agreement"] == agree

@@ -19,10 +19,11 @@ import train as T
 from atm_min.batches import collate, encode_items, perception_inputs, question_inputs
 from atm_min.evaluate import generate_texts
 from atm_min.formats import Example, encode
+from atm_min.machinery.choose import labeller
 from atm_min.labels import answer_first_confidence, fold_ids, label
 from atm_min.learner import Learner
 from atm_min.model import GPT, GPTConfig
-from atm_min.perception import Perception, question_features, soft_prompt
+from atm_min.perception import Perception, question_features, perceive
 from atm_min.tokenizer import byte_tokenizer
 from atm_min.training import lr_at, make_optimizer, train
 from atm_min.machinery import data as mdata
@@ -65,7 +66,7 @@ def test_total_loss_weighs_the_perception_loss_by_aux_weight():
     loss, lm, aux = learner(**batch, aux_weight=0.37)
     assert aux > 0 and torch.allclose(loss, lm + 0.37 * aux)
     # and aux is the binary cross-entropy of the perception's logit against the example's format (post = 1)
-    _, logit = soft_prompt(learner.perception, learner.student, batch["q_ids"], batch["q_mask"], batch["features"])
+    _, logit = perceive(learner.perception, learner.student, batch["q_ids"], batch["q_mask"], batch["features"])
     hand = -sum(math.log(torch.sigmoid(z).item()) if t == 1 else math.log(1 - torch.sigmoid(z).item())
                 for z, t in zip(logit, [0, 1, 1])) / 3
     assert aux.item() == pytest.approx(hand, rel=1e-5)
@@ -198,7 +199,7 @@ def test_freeze_student_trains_only_the_perception(tmp_path, data_dir):
         assert torch.equal(v, fresh[k]), k
     torch.manual_seed(7)
     runs.build_student(cfg, TOK.vocab_size)  # the same draws as train_run's, then the perception's
-    fresh_perc = Perception(cfg.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads, cfg.perc_input)
+    fresh_perc = Perception(cfg.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads)
     assert not torch.equal(perc.queries, fresh_perc.queries)  # the perception did train
 
 
@@ -255,7 +256,7 @@ def test_generation_feeds_the_soft_prompt_to_the_student(monkeypatch):
     with torch.no_grad():
         for i, prefix in zip(order, received):
             q_ids, feats = question_inputs(TOK, questions[i])
-            want, logit = soft_prompt(perc, model, *perception_inputs([q_ids], [feats], "cpu"))
+            want, logit = perceive(perc, model, *perception_inputs([q_ids], [feats], "cpu"))
             assert prefix is not None and torch.allclose(prefix, want)
             assert got[i]["p_post"] == pytest.approx(torch.sigmoid(logit[0]).item())
     received.clear()
@@ -343,5 +344,7 @@ def test_labels_json_rows_follow_the_rule_from_their_own_evidence(tmp_path, data
     for qid, row in rows.items():
         ev = truth[qid]
         assert (row["pre_ok"], row["post_ok"], row["p_gold"]) == (ev["pre_ok"], ev["post_ok"], ev["p_gold"])
-        assert row["label"] == label(ev["pre_ok"], ev["post_ok"], rule, "post", ev["p_gold"], 0.6), qid
+        assert row["label"] == labeller(cfg)(ev), qid
+        if rule == "confident_post":
+            assert row["label"] == label(ev["pre_ok"], ev["post_ok"], ev["p_gold"], 0.6, "post"), qid
     assert {r["label"] for r in rows.values()} == {"pre", "post"}

@@ -22,8 +22,9 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from ..learner import Learner, build_learner
+from ..learner import Learner
 from ..students import student_from_args
+from .choose import build_learner
 from .config import TrainConfig
 from .errors import CheckpointError  # the project's one checkpoint error (gpt2.py's GPT-2 loader raises it too)
 

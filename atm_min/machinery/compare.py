@@ -1,5 +1,5 @@
 """Machinery: finished runs side by side, one row per setting, mean (min-max) over its seeds (docs/results.md's
-decider and label tables, issue 15).
+decider and label tables).
 
     python -m atm_min.machinery.compare soft_prompt=out,out_1,out_2 mode_token=out_0_token,out_1_token,out_2_token
     python -m atm_min.machinery.compare --labels confident_post=out,out_1,out_2 delta_0=out_0_pr0,...
@@ -21,9 +21,12 @@ import sys
 
 import torch
 
-from ..evaluate import mode_token_answers, routed_answers, timed_answers
+from ..evaluate import timed_answers
 from ..labels import label
+from ..variants.mode_token import mode_token_answers
+from ..variants.router import routed_answers
 from .checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
+from .choose import answers_function
 from .data import load_data
 from .errors import ProjectError
 from .gpt2 import get_tokenizer
@@ -67,7 +70,8 @@ def answerer(run: str):
         return lambda: timed_answers(learner.perception, students, *args, answer=routed_answers)[1]
     if cfg.decider == "mode_token":
         return lambda: timed_answers(learner.student, *args, cfg.mode_threshold, answer=mode_token_answers)[1]
-    return lambda: timed_answers(learner.student, *args, perception=learner.perception, routing=cfg.routing)[1]
+    return lambda: timed_answers(learner.student, *args, perception=learner.perception,
+                                 answer=answers_function(learner.perception))[1]
 
 
 def retimed(rows: dict[str, list[str]], rounds: int = 3) -> dict[str, float]:
@@ -127,8 +131,8 @@ def labels_table(rows: dict[str, list[str]]) -> str:
             with open(os.path.join(r, "labels.json")) as f:
                 labs = json.load(f).values()
             cfg = saved_config(load_checkpoint(os.path.join(r, "ckpt.pt")))
-            greedy = [label(v["pre_ok"], v["post_ok"], "confident_post", cfg.label_default, v["p_gold"],
-                            cfg.post_confidence) for v in labs]
+            greedy = [label(v["pre_ok"], v["post_ok"], v["p_gold"], cfg.post_confidence, cfg.label_default)
+                      for v in labs]
             first.append(100 * sum(v["label"] == "post" for v in labs) / len(labs))
             same.append(100 * sum(v["label"] == g for v, g in zip(labs, greedy)) / len(labs))
         atms = [load_atm(r) for r in runs]

@@ -127,7 +127,7 @@ class TrainConfig:
                                    # outputs); "gated": only the decision, a mix of a think-first and an
                                    # answer-first prompt weighted by p(answer first); "label": the same, the
                                    # weight learned from the k-fold labels only (atm_min/perception.py)
-    # How ATM decides between thinking first and answering first (issue 15; the names are our choice):
+    # How ATM decides between thinking first and answering first (the names are our choice; atm_min/variants/):
     #   "soft_prompt": the paper's perception module writes a soft prompt that steers one student (the default)
     #   "mode_token":  no perception: the student's own first generated token (the first token of "Reasoning:" or of
     #                  "Answer:") is the decision, its loss weighted apart from the rest (Thinkless's control token)

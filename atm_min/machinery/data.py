@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 from ..answers import ANSWER_TYPES, normalize
 from ..formats import MODES, Example, encode
 from .errors import DataError
+from .files import write_text_atomic  # noqa: F401  (here too: the writers of a run's files import it from here)
 
 REQUIRED_FIELDS = ("id", "question", "rationale", "answer", "answer_type")
 OPTIONAL_FIELDS = ("group",)
@@ -131,22 +131,6 @@ def load_examples(path) -> list[Example]:
     if errors:
         raise DataError(_summarise(path, errors))
     return examples
-
-
-def write_text_atomic(path, text: str) -> None:
-    """Write a text file atomically: a temp file of this process's own in the same folder (so that processes
-    writing the same file at once, e.g. torchrun's ranks, never take each other's), then os.replace over `path`.
-    A crash or Ctrl-C leaves the old file or the new one, never half of one, and no temp file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def write_examples(path, examples) -> None:

@@ -1,7 +1,8 @@
-"""Machinery: the questions the training data decide, and the traps they leave open (the owner's ruling on issue
-9). The per-group targets are measured on the test questions the training data decide; the traps -- parity
-questions whose first digit is 5-9 and of the other parity than the last (data/synth.py is_trap), kept out of
-the training data by the only-correct filter -- are reported beside them, per mechanism. train.py adds both to
+"""Machinery: the questions the training data decide, and the traps they leave open (the rule: a mechanism is
+judged on what its training data decide, the traps beside). The per-group targets are measured on the test
+questions the training data decide; the traps -- parity questions whose first digit is 5-9 and of the other
+parity than the last (data/synth.py is_trap), kept out of the training data by the only-correct filter -- are
+reported beside them, per mechanism. train.py adds both to
 results.json ("decided" and "traps" under each mechanism) and prints them after the results table."""
 
 from __future__ import annotations

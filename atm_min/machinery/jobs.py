@@ -1,10 +1,10 @@
 """Machinery: the jobs of a run and their scheduling, with the fold cache.
 
 A job trains one student and puts it to work: a fold student answers its held-out questions (evidence for the
-k-fold labels), a compared student answers the test set. train.py says what the jobs are and what each does;
-run_all runs them, as many at once as plan_workers allows (parallel.py), reuses the evidence of fold students
-that finished earlier (out_dir/folds/*.json, or --evidence_from's), and starts the ATM student as soon as the
-labels exist. A job takes only picklable arguments, so it can run in a worker process.
+k-fold labels), a compared student answers the test set. train.py says what the jobs are, what each does and in
+which order the pipeline needs their results; Students runs them, as many at once as plan_workers allows
+(parallel.py), and reuses the evidence of fold students that finished earlier (out_dir/folds/*.json, or
+--evidence_from's). A job takes only picklable arguments, so it can run in a worker process.
 """
 
 from __future__ import annotations
@@ -84,76 +84,96 @@ def _test_hook_fold_cached(n_done: int):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def run_all(cfg, rt, tok, train, test, folds: list[Job], mains: list[Job], work, make_labels):
-    """Every job of the run. work(cfg, job, train, test, rt, tok, show) trains a job's student and returns its
-    result; make_labels(evidence by fold job name) -> (labels, counts) once every fold student has answered,
-    which gives the atm job its modes. Returns (results of the compared students by name, labels, counts)."""
-    evidence = {}
-    for job in folds:  # a resumed run reuses the evidence of finished fold students
-        cached = read_cached(cfg, job)
-        if cached is not None:
-            evidence[job.name] = cached
-            if rt.master:
-                print(f"{job.name}: evidence cached in "
-                      f"{os.path.join(cfg.evidence_from, 'folds') if cfg.evidence_from else job.cache}")
-    todo = [j for j in folds if j.name not in evidence] + [j for j in mains if not j.atm]
-    n_jobs = len(todo) + sum(j.atm for j in mains)  # the atm job joins the pool once the labels exist
-    workers, threads = plan_workers(cfg.workers, n_jobs, rt.device, rt.world)
-    if folds:
-        fold_dir = os.path.dirname(folds[0].cache)
-        os.makedirs(fold_dir, exist_ok=True)
-        for name in os.listdir(fold_dir) if rt.master else []:  # what a killed run was writing: never complete
-            if name.endswith(".tmp"):
-                os.remove(os.path.join(fold_dir, name))
-    if rt.master:
-        print(f"training {n_jobs} student{'s' * (n_jobs != 1)}"
-              + (f", {workers} at a time ({threads} thread{'s' * (threads > 1)} each)" if workers > 1 else ""))
-    job_cfg = dataclasses.replace(cfg, device=rt.device, num_threads=threads or cfg.num_threads)
-    results, labels, counts = {}, None, None
-    started = time.time()
-    with JobRunner(workers, threads) as runner:
-        in_worker = workers > 1
-        folds_cached = 0  # fold students of this run that have cached their evidence (for the test hook)
+class Future:
+    """One job's result, once it has one: result() waits for it (running other jobs meanwhile)."""
 
-        def submit(job):
-            nonlocal folds_cached
-            if in_worker:
-                runner.submit(job.name, work, job_cfg, job, train, test, None, None, False)
-            else:
-                runner.submit(job.name, work, cfg, job, train, test, rt, tok)  # runs the job here, now
-                if job.held_out is not None:
-                    folds_cached += 1
-                    _test_hook_fold_cached(folds_cached)
+    def __init__(self, students, name: str):
+        self.students, self.name = students, name
 
-        # Jobs are handed to the pool only as workers come free, so the atm job, which waits for the labels,
-        # can go to the front of the queue: it is the longest job, and starting it last would leave one worker
-        # idle at the end while it trains alone. With workers=1 submit() runs a job at once, in this order.
-        queued = list(todo)
-        atm_job = next((j for j in mains if j.atm), None)
-        while True:
-            if atm_job is not None and labels is None and len(evidence) == len(folds):
-                labels, counts = make_labels(evidence)
-                atm_job.modes = labels
-            if atm_job is not None and labels is not None and all(n in results for n in atm_job.after):
-                queued.insert(0, atm_job)
-                atm_job = None
-            while queued and runner.pending < workers:
-                submit(queued.pop(0))
-            finished = runner.next_finished()
-            if finished is None:
-                break
-            name, out = finished
-            if name.startswith("fold"):
-                evidence[name] = out
-                if in_worker:
-                    folds_cached += 1
-                    _test_hook_fold_cached(folds_cached)
+    def result(self):
+        while self.name not in self.students.results:
+            self.students.step()
+        return self.students.results[self.name]
+
+
+class Students:
+    """The students of a run, trained as many at once as plan_workers allows (parallel.py). start(job) queues a
+    job and returns its Future; jobs go to the pool only as workers come free, so a job started with
+    first=True (the ATM student, the longest, which waits for the labels) goes to the front of the queue
+    rather than training alone at the end. A fold student whose evidence is cached (out_dir/folds/*.json from
+    an earlier --resume'd run, or --evidence_from's) is not trained again. work(cfg, job, train, test, rt, tok,
+    show) trains a job's student and returns its result; it must be picklable to run in a worker process."""
+
+    def __init__(self, cfg, rt, tok, train, test, work, jobs: list[Job]):
+        self.cfg, self.rt, self.tok, self.train, self.test, self.work = cfg, rt, tok, train, test, work
+        self.results, self.queued, self.folds_cached, self.started = {}, [], 0, time.time()
+        folds = [j for j in jobs if j.held_out is not None]
+        for job in folds:  # a resumed run reuses the evidence of finished fold students
+            cached = read_cached(cfg, job)
+            if cached is not None:
+                self.results[job.name] = cached
                 if rt.master:
-                    print(f"{name}: right on {sum(out['correct'])}/{len(out['correct'])} held-out questions "
-                          f"({time.time() - started:.0f} s)")
+                    print(f"{job.name}: evidence cached in "
+                          f"{os.path.join(cfg.evidence_from, 'folds') if cfg.evidence_from else job.cache}")
+        n_jobs = sum(j.name not in self.results for j in jobs)
+        self.workers, threads = plan_workers(cfg.workers, n_jobs, rt.device, rt.world)
+        if folds:
+            fold_dir = os.path.dirname(folds[0].cache)
+            os.makedirs(fold_dir, exist_ok=True)
+            for name in os.listdir(fold_dir) if rt.master else []:  # what a killed run was writing: never complete
+                if name.endswith(".tmp"):
+                    os.remove(os.path.join(fold_dir, name))
+        if rt.master:
+            print(f"training {n_jobs} student{'s' * (n_jobs != 1)}" + (
+                f", {self.workers} at a time ({threads} thread{'s' * (threads > 1)} each)" if self.workers > 1 else ""))
+        self.job_cfg = dataclasses.replace(cfg, device=rt.device, num_threads=threads or cfg.num_threads)
+        self.runner = JobRunner(self.workers, threads)
+
+    def start(self, job: Job, first: bool = False) -> Future:
+        if job.name not in self.results:
+            self.queued.insert(0, job) if first else self.queued.append(job)
+            self._dispatch()
+        return Future(self, job.name)
+
+    def _dispatch(self):
+        while self.runner.pending < self.workers:
+            ready = [j for j in self.queued if all(n in self.results for n in j.after)]
+            if not ready:
+                return
+            job = ready[0]
+            self.queued.remove(job)
+            if self.workers > 1:
+                self.runner.submit(job.name, self.work, self.job_cfg, job, self.train, self.test, None, None, False)
             else:
-                results[name] = out
-                if rt.master:
-                    print(f"{name}: accuracy {out['summary']['accuracy']:.3f} on the test set "
-                          f"({time.time() - started:.0f} s)")
-    return results, labels, counts
+                self.runner.submit(job.name, self.work, self.cfg, job, self.train, self.test, self.rt, self.tok)
+                self._finished(*self.runner.next_finished())  # it ran here, now
+
+    def step(self):
+        """Hand queued jobs to free workers, then wait for the next job to finish. (Nothing is handed out when a
+        job finishes: the pipeline may first want to start a job at the front of the queue.)"""
+        n_done = len(self.results)
+        self._dispatch()
+        if len(self.results) > n_done:  # workers=1: a job ran in this process, right now
+            return
+        finished = self.runner.next_finished()
+        if finished is None:
+            raise RuntimeError(f"nothing is running; queued jobs wait for others: {[j.name for j in self.queued]}")
+        self._finished(*finished)
+
+    def _finished(self, name, out):
+        self.results[name] = out
+        if name.startswith("fold"):
+            self.folds_cached += 1
+            _test_hook_fold_cached(self.folds_cached)
+            if self.rt.master:
+                print(f"{name}: right on {sum(out['correct'])}/{len(out['correct'])} held-out questions "
+                      f"({time.time() - self.started:.0f} s)")
+        elif self.rt.master:
+            print(f"{name}: accuracy {out['summary']['accuracy']:.3f} on the test set "
+                  f"({time.time() - self.started:.0f} s)")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.runner.close(cancel=exc_type is not None)

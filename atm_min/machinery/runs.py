@@ -13,9 +13,9 @@ import torch.nn as nn
 
 from ..batches import encode_items
 from ..labels import answer_first_confidence, label
-from ..learner import build_learner
 from ..model import GPT, GPTConfig
 from ..training import make_optimizer, train
+from .choose import build_learner, labeller
 from .checkpoint import (learner_from_checkpoint, load_checkpoint, load_learner_state, rng_state, save_checkpoint,
                          saved_config, set_rng_state)
 from .config import TrainConfig, config_to_dict
@@ -199,15 +199,16 @@ def reference_baselines(cfg, rt, tok, test):
 def test_oracle_labels(cfg, rt, tok, test, evals: dict) -> list[str] | None:
     """The test-set oracle label of each test question: the run's label rule applied to the pre and post
     baselines' test answers (evals, or --evidence_from's run when this one trains none: reference_baselines);
-    for label_rule "pass_rate" confident_post's, as sampled pass rates exist for training questions only.
+    for label_rule "pass_rate" confident_post's (labels.label), as sampled pass rates exist for training
+    questions only.
     None when there are no baselines to read."""
     base = (evals["pre"]["records"], evals["post"]["records"], evals["post"]["p_gold"]) \
         if "pre" in evals and "post" in evals else reference_baselines(cfg, rt, tok, test)
     if base is None:
         return None
-    rule = "confident_post" if cfg.label_rule == "pass_rate" else cfg.label_rule
-    return [label(a["correct"], b["correct"], rule, cfg.label_default, c, cfg.post_confidence)
-            for a, b, c in zip(*base)]
+    rule = labeller(cfg) if cfg.label_rule != "pass_rate" else \
+        (lambda r: label(r["pre_ok"], r["post_ok"], r["p_gold"], cfg.post_confidence, cfg.label_default))
+    return [rule(dict(pre_ok=a["correct"], post_ok=b["correct"], p_gold=c)) for a, b, c in zip(*base)]
 
 
 def trained(cfg, rt, tok, examples, modes, ckpt_path, **kw):

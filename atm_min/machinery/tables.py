@@ -47,7 +47,7 @@ def format_label_counts(counts: dict) -> str:
 
 def format_decided(results: dict) -> str:
     """Accuracy per family on the questions the training data decide, and on the traps they leave open
-    (machinery/decided.py), one column per mechanism: issue 9's per-group targets are read from the first rows."""
+    (machinery/decided.py), one column per mechanism: the per-group targets are read from the first rows."""
     mechs = [m for m, r in results.items() if isinstance(r, dict) and "traps" in r]
     if not mechs:
         return ""

@@ -28,13 +28,13 @@ import torch.nn.functional as F
 from ..answers import parse_output
 from ..batches import perception_inputs, question_inputs
 from ..formats import MODE_MARKS, format_prompt, normalize_ws
-from ..perception import soft_prompt
+from ..perception import perceive
 
 STAGES = {  # stage -> where it happens (printed in each stage's header)
     "prompt": "atm_min/formats.py format_prompt, atm_min/tokenizer.py Tokenizer.encode",
     "features": "atm_min/batches.py question_inputs, atm_min/perception.py question_features",
     "attention": "atm_min/perception.py CrossAttention.forward (Perception.forward(..., return_att=True))",
-    "soft prompt": "atm_min/perception.py Perception.forward (out_proj), soft_prompt",
+    "soft prompt": "atm_min/perception.py Perception.forward (write_prompt), perceive",
     "p(answer first)": "atm_min/perception.py Perception.forward (mode_head)",
     "first words": "atm_min/model.py GPT.forward",
     "generation": "atm_min/model.py GPT.generate (KV cache), then GPT.forward for each token's probability",
@@ -117,16 +117,14 @@ def trace_question(student, perception, tok, question: str, device="cpu", modes=
     if perception is not None:
         perception.eval()
         q_ids, feats = question_inputs(tok, question)
-        prefix, logit, atts = soft_prompt(perception, student, *perception_inputs([q_ids], [feats], device),
-                                          return_att=True)
+        prefix, logit, atts = perceive(perception, student, *perception_inputs([q_ids], [feats], device),
+                                       return_att=True)
         t.update(q_ids=q_ids, q_pieces=[piece(tok, i) for i in q_ids], features=feats,
                  att=[a[0].float().cpu() for a in atts],  # per block (n_head, P, 1+T), key 0 = the features
-                 prefix_norms=prefix[0].float().norm(dim=-1).tolist(), p_post=torch.sigmoid(logit.float()).item(),
-                 inputs=getattr(perception, "inputs", "both"))
+                 prefix_norms=[] if prefix is None else prefix[0].float().norm(dim=-1).tolist(), p_post=torch.sigmoid(logit.float()).item(),
+                 inputs=getattr(perception, "inputs", "both"), n_queries=perception.queries.size(0))
     # The student's first words, teacher-forced: how likely is each format's marker right after the prompt?
     t["marks"] = {}
-    if routing == "hard":
-        prefix = None  # hard routing: the student generates without the soft prompt
     prefixes = {"with": prefix, "without": None} if prefix is not None else {"without": None}
     for name, pre in prefixes.items():
         t["marks"][name] = {}
@@ -194,13 +192,14 @@ def format_trace(t: dict) -> str:
 
         stage("soft prompt")
         norms = ", ".join(f"{x:.2f}" for x in t["prefix_norms"])
-        lines.append(f"  {len(t['prefix_norms'])} vectors placed before the prompt; their norms: {norms}")
+        lines.append(f"  {len(t['prefix_norms'])} vectors placed before the prompt; their norms: {norms}" if norms
+                     else "  none: this perception writes no soft prompt (routing='hard'), it only classifies")
         lines.append(f"  token embeddings (wte rows) for scale: median over the vocabulary "
                      f"{t['wte_norm_median']:.2f}, mean over this prompt {t['prompt_wte_norm_mean']:.2f}")
 
         stage("p(answer first)")
         p = t["p_post"]
-        lines.append(f"  sigmoid(mode_head(mean of the {len(t['prefix_norms'])} query outputs)) = {p:.3f}: "
+        lines.append(f"  sigmoid(mode_head(mean of the {t['n_queries']} query outputs)) = {p:.3f}: "
                      f"the perception expects the student to {'answer first' if p > 0.5 else 'think first'}")
         if t["routing"] == "hard":
             lines.append("  routing='hard': the student never saw the soft prompt; this classifier picks the mode "
@@ -248,8 +247,8 @@ def attention_maps(student, perception, tok, questions, device="cpu"):
     with torch.no_grad():
         for q in questions:
             q_ids, feats = question_inputs(tok, q)
-            _, logit, atts = soft_prompt(perception, student, *perception_inputs([q_ids], [feats], device),
-                                         return_att=True)
+            _, logit, atts = perceive(perception, student, *perception_inputs([q_ids], [feats], device),
+                                      return_att=True)
             out.append(([piece(tok, i) for i in q_ids], torch.sigmoid(logit.float()).item(),
                         atts[-1][0].float().mean(dim=0).cpu().numpy()))
     return out

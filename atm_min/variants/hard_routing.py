@@ -1,0 +1,49 @@
+"""The core, with hard routing instead of the soft prompt (--routing=hard, an ablation of ours): the perception
+module only learns to classify; the student never sees a soft prompt, and at test time the classifier picks each
+question's mode (answer first where p(answer first) > 0.5) and the student is started with that mode's marker.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..evaluate import answer_records, generate_texts, length_batches, perceive_questions
+
+
+class HardRouting:
+    """Mixed in before Perception (and any other mixin): the prefix it hands the student is None."""
+    routing = "hard"
+
+    def write_prompt(self, x, post_logit):
+        return None
+
+
+@torch.no_grad()
+def classifier_modes(student, perception, tok, questions, device, batch_size=256, ctx=None) -> list[str]:
+    """The classifier's mode of each question ("post" where p(answer first) > 0.5, else "pre"), computed in the
+    batches generate_texts uses, so the p it decides on is exactly the p_post it reports."""
+    perception.eval()
+    modes = [None] * len(questions)
+    for rows in length_batches(questions, batch_size):
+        with ctx if ctx is not None else torch.autocast(device_type="cpu", enabled=False):
+            _, p = perceive_questions(perception, student, tok, [questions[i] for i in rows], device)
+        for i, x in zip(rows, p):
+            modes[i] = "post" if x > 0.5 else "pre"
+    return modes
+
+
+def hard_routed_texts(student, tok, questions, device, batch_size=256, max_new_tokens=96, perception=None,
+                      force=None, explain=False, ctx=None, sample=None):
+    """generate_texts, where force None means "the classifier picks"."""
+    if force is None:
+        force = classifier_modes(student, perception, tok, questions, device, batch_size, ctx)
+    return generate_texts(student, tok, questions, device, batch_size, max_new_tokens, perception, force, explain,
+                          ctx, sample)
+
+
+def hard_routed_answers(student, tok, examples, device, batch_size=256, max_new_tokens=96, perception=None,
+                        force=None, explain=False, ctx=None):
+    """generate_answers with hard routing: records as generate_answers'."""
+    outs = hard_routed_texts(student, tok, [ex.question for ex in examples], device, batch_size, max_new_tokens,
+                             perception, force, explain, ctx)
+    return answer_records(examples, outs)

@@ -10,7 +10,7 @@ pytest.importorskip("tokenizers")
 
 import tiny_bpe  # noqa: E402
 from atm_min.formats import encode as encode_example  # noqa: E402
-from atm_min.formats import mode_token_ids  # noqa: E402
+from atm_min.variants.mode_token import mode_token_ids  # noqa: E402
 from atm_min.machinery.errors import TokenizerError  # noqa: E402
 from atm_min.machinery.hf_tokenizer import HFTokenizer, from_gguf_metadata, from_tokenizer_json  # noqa: E402
 from atm_min.machinery.trace import piece  # noqa: E402

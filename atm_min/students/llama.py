@@ -241,24 +241,24 @@ class Llama(nn.Module):
             raise ValueError(f"sequence of {past + L} positions exceeds block_size {self.config.block_size}")
 
         mask = None
-        if pad_mask is None and (cache is None or cache.keep is None):
+        if pad_mask is None and (cache is None or cache.real is None):
             pos = torch.arange(past, past + L, device=idx.device)[None]  # (1, L)
         else:  # as GPT: padding counts for nothing, a pad may attend to itself
             if pad_mask is None:
                 pad_mask = torch.ones(B, T, dtype=torch.bool, device=idx.device)
-            keep = torch.cat([torch.ones(B, P, dtype=torch.bool, device=idx.device), pad_mask], dim=1)
+            real = torch.cat([torch.ones(B, P, dtype=torch.bool, device=idx.device), pad_mask], dim=1)
             if past:
-                old = cache.keep if cache.keep is not None else torch.ones(B, past, dtype=torch.bool,
+                old = cache.real if cache.real is not None else torch.ones(B, past, dtype=torch.bool,
                                                                              device=idx.device)
-                keep = torch.cat([old, keep], dim=1)
+                real = torch.cat([old, real], dim=1)
             if cache is not None:
-                cache.keep = keep
-            pos = (keep.long().cumsum(dim=1) - 1).clamp(min=0)[:, past:]  # (B, L)
+                cache.real = real
+            pos = (real.long().cumsum(dim=1) - 1).clamp(min=0)[:, past:]  # (B, L)
             S = past + L
             causal = torch.ones(L, S, dtype=torch.bool, device=idx.device).tril(diagonal=past)
-            self_ = torch.zeros(L, S, dtype=torch.bool, device=idx.device)
-            self_[torch.arange(L), past + torch.arange(L)] = True
-            mask = ((causal & keep[:, None, :]) | self_)[:, None]  # (B, 1, L, S)
+            itself = torch.zeros(L, S, dtype=torch.bool, device=idx.device)
+            itself[torch.arange(L), past + torch.arange(L)] = True
+            mask = ((causal & real[:, None, :]) | itself)[:, None]  # (B, 1, L, S)
         angles = pos[..., None].float() * self.inv_freq.float()  # (B|1, L, hs/2), in float32 as Hugging Face
         angles = torch.cat([angles, angles], dim=-1)[:, None]  # (B|1, 1, L, hs): the rotate-half layout
         cos, sin = angles.cos(), angles.sin()

@@ -285,6 +285,9 @@ def bench_llama():
     data = torch.randint(0, V, (B, T + 1), device=args.device)
     x, y = data[:, :-1], data[:, 1:]
     runs = {"ours": (ours, make_optimizer(ours)), "HF": (hf, make_optimizer(hf))}
+    # the weights before training: each optimizer moves its own copy (the float sums differ), and a random model's
+    # near-tied logits would then pick different greedy tokens; generation is timed on the identical weights
+    start = {name: {k: v.clone() for k, v in model.state_dict().items()} for name, (model, _) in runs.items()}
 
     def step(name):
         model, opt = runs[name]
@@ -314,6 +317,8 @@ def bench_llama():
           f" (min {min(ratios):.2f}, max {max(ratios):.2f}, {rounds} rounds)")
 
     prompt = torch.randint(0, V, (1, args.prompt_len), device=args.device)
+    for name, (model, _) in runs.items():
+        model.load_state_dict(start[name])
     ours.eval()
     hf.eval()
     n = args.new_tokens

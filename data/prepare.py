@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: find atm_min
 
 from atm_min.answers import ANSWER_TYPES, normalize  # noqa: E402
-from atm_min.formats import Example  # noqa: E402
+from atm_min.formats import Example, normalize_ws  # noqa: E402
 from atm_min.machinery.errors import ArgumentParser, ProjectError  # noqa: E402
 from atm_min.machinery.data import DataError, make_example, read_text, summarise_errors, write_examples  # noqa: E402
 
@@ -91,11 +91,16 @@ def write_split(out: Path, train: list[Example], test: list[Example]) -> None:
 # --------------------------------------------------------------------------------------------------- Fine-tune-CoT
 
 def convert_finetune_cot(input_dir, task: str, split: str = "default", keep_all: bool = False,
-                         answer_type: str | None = None) -> tuple[list[Example], list[Example], dict]:
+                         answer_type: str | None = None, all_completions: bool = False,
+                         drop_test_twins: bool = False) -> tuple[list[Example], list[Example], dict]:
     """Fine-tune-CoT teacher data -> (train, test, counts).
 
-    Train: every teacher completion of a train question whose final answer (`completion`) agrees with gold
-    (all of them with keep_all), one example each, id "<task>/<sample_index>/<completion_index>".
+    Train: the first teacher completion (completion_index 0) of every train question whose final answer
+    (`completion`) agrees with gold, one example each, id "<task>/<sample_index>/<completion_index>".
+    keep_all: wrong ones too. all_completions: every completion of a question, not only the first (a few
+    questions carry 5 or 25 extra sampled rationales: 8 multiarith questions would otherwise supply a third
+    of its training examples). drop_test_twins: leave out train questions whose text (whitespace-normalised)
+    is also a test question.
     Test: every test question once, id "<task>/<sample_index>", gold answer, rationale from the first completion
     whose teacher answer is right (else the first one), for reference only."""
     input_dir = _input_folder(input_dir)
@@ -140,14 +145,28 @@ def convert_finetune_cot(input_dir, task: str, split: str = "default", keep_all:
                        rationale=_as_text(c["reasoning_completion"], f"{where}: reasoning_completion").strip(),
                        answer=gold_answer(c["answer"], answer_type, where), answer_type=answer_type, group=task)
 
+    # Fine-tune-CoT's own fine-tuning data take completion 0 of each question (the greedy teacher) and no other;
+    # the release also holds extra sampled completions for a few questions, used only with all_completions.
+    def used(i):
+        return samples[i] if all_completions else samples[i][:1]
+
+    def question(i):  # what a duplicate is: the same text after whitespace normalisation
+        return normalize_ws(str(samples[i][0]["question"]))
+
+    test_questions = {question(i) for i in test_idx}
+    twins = {i for i in train_idx if question(i) in test_questions}
     counts = dict(task=task, answer_type=answer_type, train_questions=len(train_idx), train_completions=0,
+                  extra_completions=sum(len(samples[i]) - 1 for i in train_idx) if not all_completions else 0,
                   kept=0, dropped_wrong=0, dropped_empty=0, train_questions_kept=0,
+                  test_twins=len(twins), dropped_twins=len(twins) if drop_test_twins else 0,
                   test_questions=len(test_idx), test_teacher_right=0,
                   unused_samples=len(set(samples) - set(train_idx) - set(test_idx)))
     train: list[Example] = []
     for i in train_idx:
+        if drop_test_twins and i in twins:
+            continue
         kept_any = False
-        for c in samples[i]:
+        for c in used(i):
             counts["train_completions"] += 1
             where = f"{data_path}: sample {i} completion {c.get('completion_index', 0)}"
             if not keep_all and not teacher_is_right(_as_text(c["completion"], f"{where}: completion"),
@@ -163,7 +182,7 @@ def convert_finetune_cot(input_dir, task: str, split: str = "default", keep_all:
         counts["train_questions_kept"] += kept_any
     test: list[Example] = []
     for i in test_idx:
-        comps = [c for c in samples[i] if str(c["reasoning_completion"]).strip()]
+        comps = [c for c in used(i) if str(c["reasoning_completion"]).strip()]
         if not comps:
             raise DataError(f"{data_path}: test sample {i} has no non-empty teacher rationale")
         right = [c for c in comps if teacher_is_right(str(c["completion"]), str(c["answer"]), answer_type)]
@@ -175,6 +194,14 @@ def convert_finetune_cot(input_dir, task: str, split: str = "default", keep_all:
 def _print_finetune_cot(c: dict, split: str, keep_all: bool) -> None:
     print(f"{c['task']} ({split} split, answer_type {c['answer_type']}):")
     how = "all kept (--keep_all)" if keep_all else "kept where the teacher's answer agrees with gold"
+    if c["dropped_twins"]:
+        print(f"  train: left out {c['dropped_twins']} questions that are also test questions (--drop_test_twins)")
+    elif c["test_twins"]:
+        print(f"  note: {c['test_twins']} train questions are also test questions (whitespace-normalised); "
+              "--drop_test_twins leaves them out")
+    if c["extra_completions"]:
+        print(f"  note: {c['extra_completions']} more teacher completions of train questions are not used "
+              "(first completion of each question only, as Fine-tune-CoT; --all_completions uses them)")
     print(f"  train: {c['train_questions']} questions, {c['train_completions']} teacher completions, {how}: "
           f"kept {c['kept']}, dropped {c['dropped_wrong']} (teacher wrong)"
           + (f" + {c['dropped_empty']} (empty rationale)" if c["dropped_empty"] else "")
@@ -345,6 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", help="output folder (default: data/<task>)")
     f.add_argument("--split", default="default", help="split/<task>__<split>.json: default or template")
     f.add_argument("--keep_all", action="store_true", help="keep train completions whose teacher answer is wrong")
+    f.add_argument("--all_completions", action="store_true",
+                   help="use every teacher completion of a question, not only the first (completion_index 0)")
+    f.add_argument("--drop_test_twins", action="store_true",
+                   help="leave out train questions whose text is also a test question (whitespace-normalised)")
     f.add_argument("--answer_type", choices=ANSWER_TYPES, help="override the task's answer type")
 
     g = sub.add_parser("gsm8k", help="GSM8K train.jsonl/test.jsonl with human rationales")
@@ -374,7 +405,8 @@ def main(argv=None) -> None:
         args = build_parser().parse_args(argv)  # a bad command line is a ConfigError, reported below
         if args.command == "finetune-cot":
             train, test, counts = convert_finetune_cot(args.input, args.task, args.split, args.keep_all,
-                                                       args.answer_type)
+                                                       args.answer_type, args.all_completions,
+                                                       args.drop_test_twins)
             _print_finetune_cot(counts, args.split, args.keep_all)
             write_split(Path(args.out or DATA_DIR / args.task), train, test)
         elif args.command == "gsm8k":

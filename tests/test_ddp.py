@@ -1,7 +1,7 @@
-"""torchrun on the built-in synthetic suite, in the README's form as a new user types it (no data_dir, so every
-rank finds out_dir/synth_0 missing at once): the ranks generate the suite side by side without clashing, the whole
-ATM pipeline (k-fold labels included) completes with 2 CPU processes (gloo), and its students take the same steps
-as one process with gradient accumulation would.
+"""torchrun on the built-in synthetic suite, in the form docs/running.md gives, as a new user types it (no data_dir, so
+every rank finds out_dir/synth_0 missing at once): the ranks generate the suite side by side without clashing, the
+whole ATM pipeline (k-fold labels included) completes with 2 CPU processes (gloo), and its students take the same
+steps as one process with gradient accumulation would.
 """
 
 import json

@@ -1,5 +1,5 @@
 """Every training command of docs/exercises.md writes into a folder of its own: none into `out/`, the quick
-start's default run that plot.py, sample.py and the README's numbers read."""
+start's default run, which plot.py and sample.py read."""
 
 import re
 import shlex

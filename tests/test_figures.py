@@ -2,7 +2,7 @@
 are closed: one x-range in tradeoff.png, reference rows hollow, labels inside the figure, coinciding points
 spread; the curve with every threshold; chain length 1-6; the 2-step chains in p_post.png; the label threshold in
 p_gold.png; what loss.png plots. And report.md's text: '-' for the reference rows' time, the agreement numbers
-explained, the curve's table, the trap ruling's table."""
+explained, the curve's table, the table of decided questions and traps."""
 
 import importlib.util
 
@@ -85,6 +85,26 @@ def test_curve_figure_has_every_threshold_and_every_mechanism(figures, tmp_path)
     assert "t <= 0" in texts and "t = 0.5" in texts and "t = 1" in texts  # coinciding thresholds share a label
     labels = [c.get_label() for c in ax.collections]
     assert {"pre", "post", "answer", "atm (own choice)", "oracle", "random"} <= set(labels)
+    for t in ax.texts:
+        assert inside(figures[0], t), t.get_text()
+
+
+def test_curve_figure_names_each_point_with_its_own_name(figures, tmp_path):
+    """The default run's shape: the oracle sits 6 tokens left of ATM's own choice, close but not on it. Its name
+    must be written at its own marker, not merged into ATM's label (the earlier bug: "atm (own choice); oracle"
+    beside ATM's point, the oracle's marker unnamed)."""
+    at = {"pre": (62.6, 0.865), "post": (10.7, 0.735), "answer": (10.7, 0.595), "atm": (26.1, 0.998),
+          "oracle": (20.1, 1.0), "random": (32.5, 0.83)}
+    mechs = {n: {**MECHS[n], "avg_new_tokens": x, "accuracy": y} for n, (x, y) in at.items()}
+    curve = [dict(threshold=t, accuracy=a, tokens=k, post_rate=r) for t, a, k, r in
+             [(-1.0, 0.64, 17.6, 1.0), (0.5, 0.998, 26.1, 0.58), (1.0, 0.478, 61.9, 0.0)]]
+    R.plot_curve(mechs, curve, str(tmp_path / "c.png"))
+    ax = figures[0].axes[0]
+    named = {}
+    for t in ax.texts:
+        for name in t.get_text().split("; "):
+            named[name] = tuple(t.xy)
+    assert named["oracle"] == at["oracle"] and named["atm (own choice)"] == at["atm"]
     for t in ax.texts:
         assert inside(figures[0], t), t.get_text()
 

@@ -1,5 +1,5 @@
 """Past one machine: `torchrun --nnodes=2 --nproc_per_node=1` as two "nodes" on this host (c10d rendezvous on
-127.0.0.1, gloo) runs the k-fold stage and gives the labels one process gives (README, "More than one machine",
+127.0.0.1, gloo) runs the k-fold stage and gives the labels one process gives (docs/running.md, "More than one machine",
 says how to launch it on two real hosts). Two ranks with grad_accum=1 take the steps of one process with
 grad_accum=2 (test_train.py checks the weights), so the fold students' evidence is the same, up to the order in
 which floating-point sums are taken."""

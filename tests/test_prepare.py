@@ -21,14 +21,18 @@ _spec = importlib.util.spec_from_file_location("prepare", ROOT / "data" / "prepa
 prepare = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(prepare)
 
-# Kept train examples (teacher right) per shared task: a regression check on the filter.
-EXPECTED = {  # task: (train kept, train completions, test questions)
+# Kept train examples (teacher right) per shared task: a regression check on the filter. One completion per
+# question (the first), as Fine-tune-CoT fine-tunes on; --all_completions adds the extra sampled ones.
+EXPECTED = {  # task: (train kept, train completions used, test questions)
     "strategy_qa": (861, 1603, 687),
-    "coin_flip": (340, 382, 150),
-    "date_understanding": (189, 290, 111),
-    "multiarith": (482, 612, 180),
-    "last_letter_concatenation": (232, 382, 150),
+    "coin_flip": (314, 350, 150),
+    "date_understanding": (170, 258, 111),
+    "multiarith": (323, 420, 180),
+    "last_letter_concatenation": (209, 350, 150),
 }
+ALL_COMPLETIONS = {  # task: (train kept, train completions) with --all_completions
+    "strategy_qa": (861, 1603), "coin_flip": (340, 382), "date_understanding": (189, 290),
+    "multiarith": (482, 612), "last_letter_concatenation": (232, 382)}
 
 
 def need(path: Path):
@@ -73,6 +77,28 @@ def test_finetune_cot_shared(task, tmp_path, capsys):
     capsys.readouterr()
     train_all, test_all = load_split(tmp_path / "all")
     assert len(train_all) == total > len(train) and len(test_all) == n_test
+    assert all(e.id.endswith("/0") for e in train_all)  # the first completion of each question only
+
+    prepare.main(["finetune-cot", "--input", str(FTC), "--task", task, "--out", str(tmp_path / "every"),
+                  "--all_completions"])
+    kept, total = ALL_COMPLETIONS[task]
+    assert f"kept {kept}, dropped {total - kept} (teacher wrong)" in capsys.readouterr().out
+    assert len(load_split(tmp_path / "every")[0]) == kept
+
+
+def test_finetune_cot_drop_test_twins(tmp_path, capsys):
+    """5 multiarith train questions are also test questions (whitespace-normalised): noted, or left out."""
+    need(FTC / "completion_data" / "D_multiarith.json")
+    prepare.main(["finetune-cot", "--input", str(FTC), "--task", "multiarith", "--out", str(tmp_path / "a")])
+    assert "note: 5 train questions are also test questions" in capsys.readouterr().out
+    prepare.main(["finetune-cot", "--input", str(FTC), "--task", "multiarith", "--out", str(tmp_path / "b"),
+                  "--drop_test_twins"])
+    assert "left out 5 questions that are also test questions" in capsys.readouterr().out
+    train, test = load_split(tmp_path / "b")
+    questions = {" ".join(e.question.split()) for e in test}
+    assert len(test) == 180 and not any(" ".join(e.question.split()) in questions for e in train)
+    assert len(train) == 323 - sum(" ".join(e.question.split()) in questions
+                                   for e in load_split(tmp_path / "a")[0])
 
 
 def test_finetune_cot_template_split(tmp_path, capsys):
@@ -116,11 +142,16 @@ def test_finetune_cot_synthetic_task(tmp_path, capsys):
     src = _synthetic_ftc(tmp_path / "ftc")
     prepare.main(["finetune-cot", "--input", str(src), "--task", "addsub", "--out", str(tmp_path / "out")])
     out = capsys.readouterr().out
-    assert "kept 3, dropped 1 (teacher wrong)" in out and "1 samples are in neither split" in out
+    assert "kept 2, dropped 1 (teacher wrong)" in out and "1 samples are in neither split" in out
+    assert "1 more teacher completions of train questions are not used" in out
     train, test = load_split(tmp_path / "out")
     assert [(e.id, e.answer, e.rationale) for e in train] == [
-        ("addsub/0/0", "5", "3 + 2 = 5."), ("addsub/1/1", "6", "10 - 4 = 6."),
-        ("addsub/2/0", "1001", "1000 + 1 = 1,001.")]
+        ("addsub/0/0", "5", "3 + 2 = 5."), ("addsub/2/0", "1001", "1000 + 1 = 1,001.")]
+    # Every completion: the second, right one of question 1 too.
+    prepare.main(["finetune-cot", "--input", str(src), "--task", "addsub", "--out", str(tmp_path / "all"),
+                  "--all_completions"])
+    assert "kept 3, dropped 1 (teacher wrong)" in capsys.readouterr().out
+    assert [e.id for e in load_split(tmp_path / "all")[0]] == ["addsub/0/0", "addsub/1/1", "addsub/2/0"]
     # Test keeps the question even though the teacher was wrong; gold answer.
     assert [(e.id, e.answer, e.answer_type, e.group) for e in test] == [("addsub/3", "0", "number", "addsub")]
 
@@ -131,7 +162,7 @@ def test_finetune_cot_unknown_task_needs_answer_type(tmp_path, capsys):
         prepare.main(["finetune-cot", "--input", str(src), "--task", "my_task", "--out", str(tmp_path / "o")])
     prepare.main(["finetune-cot", "--input", str(src), "--task", "my_task", "--answer_type", "number",
                   "--out", str(tmp_path / "o")])
-    assert len(load_split(tmp_path / "o")[0]) == 3
+    assert len(load_split(tmp_path / "o")[0]) == 2
 
 
 def test_finetune_cot_all_twelve_tasks_have_types():

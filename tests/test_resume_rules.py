@@ -1,7 +1,7 @@
 """--resume and what a checkpoint may be reused for: a checkpoint of another model is refused for EVERY setting that
 decides the model (machinery/runs.py model_keys), whether the run finished or not -- also where the shapes would
 fit (n_head, routing, tokenizer, ...) -- and a finished run of another budget (steps, lr, batch, ...) is refused
-with a message that names the change (README, "Checkpoints and resume")."""
+with a message that names the change (docs/running.md, "Checkpoints and resume")."""
 
 import dataclasses
 

@@ -198,21 +198,28 @@ def _style(name: str, names) -> dict:
 
 
 def _label_points(ax, points, fontsize=8, color="black", dy=-10):
-    """Write each name beside its point; names whose points (nearly) coincide share one label, so none overlap."""
+    """Write each name beside its own point. Names whose markers sit on one spot share one label; a label that would
+    touch an earlier one moves a line further out, with a thin line to its point, so no label names another point."""
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
     groups = []
     for name, x, y in points:
         for g in groups:
-            if abs(g[1] - x) < 0.09 * (x1 - x0) and abs(g[2] - y) < 0.05 * (y1 - y0):  # labels would touch
+            if abs(g[1] - x) < 0.01 * (x1 - x0) and abs(g[2] - y) < 0.01 * (y1 - y0):  # one marker on the other
                 g[0].append(name)
                 break
         else:
             groups.append([[name], x, y])
+    placed = []
     for names, x, y in groups:
+        # labels within this distance would touch: each earlier one nearby pushes this one a line further out
+        near = sum(1 for px, py in placed if abs(px - x) < 0.09 * (x1 - x0) and abs(py - y) < 0.05 * (y1 - y0))
+        placed.append((x, y))
         right = x > x0 + 0.7 * (x1 - x0)  # near the right edge: write to the left, inside the axes
-        ax.annotate("; ".join(names), (x, y), textcoords="offset points", xytext=(-6 if right else 6, dy),
-                    ha="right" if right else "left", fontsize=fontsize, color=color)
+        shift = dy + near * (fontsize + 3) * (1 if dy > 0 else -1)
+        line = dict(arrowstyle="-", lw=0.5, color=color) if near else None
+        ax.annotate("; ".join(names), (x, y), textcoords="offset points", xytext=(-6 if right else 6, shift),
+                    ha="right" if right else "left", fontsize=fontsize, color=color, arrowprops=line)
 
 
 def plot_tradeoff(mechs: dict, path: str) -> None:
@@ -518,7 +525,7 @@ def other_numbers(results: dict, mechs: dict) -> list[str]:
 
 
 def decided_section(mechs: dict) -> list[str]:
-    """The trap ruling (machinery/decided.py): accuracy on the questions the training data decide, traps beside."""
+    """Accuracy on the questions the training data decide, and on the traps they leave open (machinery/decided.py)."""
     from .tables import format_decided
     table = format_decided(mechs)
     if not table:

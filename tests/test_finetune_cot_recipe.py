@@ -60,16 +60,17 @@ TOY = ["--n_layer=1", "--n_head=4", "--n_embd=32", "--perc_heads=2", "--n_prefix
        "--eval_batch_size=8", "--max_new_tokens=8", "--log_interval=1", "--num_threads=1"]
 
 
-def test_recipe_runs_end_to_end_at_toy_size(tmp_path):
-    """The recipe's own settings (folds, label rule, baselines, lengths) through the whole pipeline, the
-    student a tiny random Llama saved by transformers, the data shaped like the converter's, two tasks mixed."""
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A tiny random Llama saved by transformers (with its tokenizer.json) and a mixture of two tasks shaped like
+    the converter's output, written by data/prepare.py mix."""
     transformers = pytest.importorskip("transformers")
     pytest.importorskip("tokenizers")
-    import train as T
     from tiny_bpe import train as train_bpe
-    d = tmp_path / "llama"
-    tok, tokens, _ = train_bpe(digits=True)
+    root = tmp_path_factory.mktemp("toy")
+    d = root / "llama"
     d.mkdir()
+    tok, tokens, _ = train_bpe(digits=True)
     tok.save(str(d / "tokenizer.json"))
     (d / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|im_end|>"}))
     torch.manual_seed(0)
@@ -77,15 +78,40 @@ def test_recipe_runs_end_to_end_at_toy_size(tmp_path):
                                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                                    tie_word_embeddings=True, bos_token_id=None, eos_token_id=None, pad_token_id=None)
     transformers.LlamaForCausalLM(cfg).save_pretrained(d)
-    a, b = _fake_task(tmp_path, "coin_a", 12, 4), _fake_task(tmp_path, "coin_b", 12, 4)
-    prepare.main(["mix", "--inputs", str(a), str(b), "--max_train_each", "8", "--out", str(tmp_path / "mix")])
+    a, b = _fake_task(root, "coin_a", 12, 4), _fake_task(root, "coin_b", 12, 4)
+    prepare.main(["mix", "--inputs", str(a), str(b), "--max_train_each", "8", "--out", str(root / "mix")])
+    return d, root / "mix"
+
+
+# The CPU recipe (with and without the mixture override) and the GPU recipes of the paper's Llama-family students,
+# each run on the CPU at toy size: their own folds, label rule, baselines and lengths; device, dtype, compile and
+# the model's size overridden (the GPU recipes' dry run).
+RECIPES = {"smollm2_cpu": [SINGLE], "smollm2_cpu_mix3": [SINGLE, MIX],
+           "qwen2_5_0_5b_gpu": [str(ROOT / "config" / "qwen2_5_0_5b_gpu.py")],
+           "llama3_2_1b_gpu": [str(ROOT / "config" / "llama3_2_1b_gpu.py")]}
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_runs_end_to_end_at_toy_size(name, toy, tmp_path):
+    import train as T
+    llama, mix = toy
     out = tmp_path / "out"
-    T.main([SINGLE, MIX, f"--init_from={d}", f"--data_dir={tmp_path / 'mix'}", f"--out_dir={out}",
-            "--max_iters=2", "--fold_iters=1", "--warmup_iters=0", *TOY])
+    T.main([*RECIPES[name], f"--init_from={llama}", f"--data_dir={mix}", f"--out_dir={out}", "--max_train=0",
+            "--max_test=0", "--max_iters=2", "--fold_iters=1", "--warmup_iters=0", "--device=cpu",
+            "--dtype=float32", "--compile=false", "--grad_accum=1", "--block_size=256", *TOY])
     results = json.loads((out / "results.json").read_text())
     assert {"pre", "post", "answer", "atm", "oracle", "random"} <= set(results)
     assert results["atm"]["n"] == 8 and set(results["atm"]["by_group"]) >= {"coin_a", "coin_b"}
     assert len(json.loads((out / "labels.json").read_text())) == 16
+
+
+def test_gpu_recipes_name_the_papers_students():
+    qwen = parse_args([*RECIPES["qwen2_5_0_5b_gpu"], "--init_from=models/none"])
+    llama = parse_args([*RECIPES["llama3_2_1b_gpu"], "--init_from=models/none"])
+    for cfg in (qwen, llama):
+        assert (cfg.device, cfg.dtype, cfg.mechanism, cfg.baselines) == ("cuda", "bfloat16", "atm", True)
+        assert cfg.max_new_tokens >= 128 and cfg.block_size >= 256 and cfg.data_dir
+    assert (qwen.n_layer, qwen.n_embd) == (24, 896)
 
 
 def _gguf() -> str | None:

@@ -22,6 +22,7 @@ aside, or its length is outside theirs) and a forced mode the student never trai
 from __future__ import annotations
 
 import os
+import re
 import sys
 import textwrap
 
@@ -331,11 +332,21 @@ def main(argv=None):
         ms = sum(o["ms"] for o in outs) / len(outs)
         summary = summarize(records, ms)
         print()
-        name = ck.get("config", {}).get("mechanism", "model") if force is None else force
+        name = student_name(ck, ckpt) if force is None else force
         if force:
             print(f"(forced {force}: every output was started with {MODE_MARKS[force]!r})")
         print(format_table({name: summary}))
         print(f"accuracy: {sum(r['correct'] for r in records)}/{len(records)} = {summary['accuracy']:.3f}")
+
+
+def student_name(ck: dict, ckpt: str) -> str:
+    """The table's column: the run's mechanism, but an ATM run's baselines and fold students (saved with the run's
+    config, mechanism "atm") are named by their file: baseline_pre.pt -> pre, fold0_post.pt -> post."""
+    mechanism = ck.get("config", {}).get("mechanism", "model")
+    if ck.get("atm") or mechanism != "atm":
+        return mechanism
+    m = re.search(r"_(pre|post|answer)\.pt$", os.path.basename(ckpt))
+    return m.group(1) if m else "model"
 
 
 def cli(argv=None) -> int:

@@ -5,6 +5,7 @@ r"""Convert reasoning datasets into atm-min's example schema: a folder with trai
         --out data/strategy_qa
     python data/prepare.py gsm8k --input ../shared/datasets/gsm8k --out data/gsm8k
     python data/prepare.py jsonl --train my_train.jsonl --test my_test.jsonl --answer_type number --out data/mine
+    python data/prepare.py mix --inputs data/multiarith data/coin_flip data/strategy_qa --out data/mix3
 
 Gold answers of type number/choice/yesno are written in canonical form ("1,000" -> "1000", "(C)" -> "C",
 "Yes" -> "yes") so that every target a student learns spells its answer the same way; text answers are only
@@ -360,6 +361,35 @@ def convert_jsonl(train_path, test_path=None, *, answer_type: str | None, questi
     return kept, [ex for ex, _ in test], counts
 
 
+# ----------------------------------------------------------------------------------------------------- Mixture
+
+def mix_folders(folders, max_train_each: int = 0, max_test_each: int = 0, seed: int = 0):
+    """One data folder from several (e.g. Fine-tune-CoT tasks): train = each folder's train examples (a seeded
+    random subsample of max_train_each where > 0), test = each folder's first max_test_each test questions (0 =
+    all), task after task. An example without a group gets its folder's name as group, so results break down per
+    task. Returns (train, test, rows) with rows = (name, train kept, train total, test kept, test total)."""
+    from atm_min.machinery.data import load_split
+    train, test, rows, seen = [], [], [], set()
+    for folder in folders:
+        name = Path(folder).name
+        tr, te = load_split(folder)
+        total_tr, total_te = len(tr), len(te)
+        if 0 < max_train_each < len(tr):  # a subsample keeps the file order of the examples it keeps
+            keep = set(random.Random(f"{seed}/{name}").sample(range(len(tr)), max_train_each))
+            tr = [ex for i, ex in enumerate(tr) if i in keep]
+        if max_test_each > 0:
+            te = te[:max_test_each]
+        for ex in tr + te:
+            if ex.id in seen:
+                raise DataError(f"{folder}: id {ex.id!r} is also in an earlier folder; ids must be unique in a mixture")
+            seen.add(ex.id)
+        grouped = lambda exs: [ex if ex.group else make_example(**{**ex.__dict__, "group": name}) for ex in exs]
+        train += grouped(tr)
+        test += grouped(te)
+        rows.append((name, len(tr), total_tr, len(te), total_te))
+    return train, test, rows
+
+
 # ------------------------------------------------------------------------------------------------------------ CLI
 
 def build_parser() -> argparse.ArgumentParser:
@@ -381,6 +411,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gsm8k", help="GSM8K train.jsonl/test.jsonl with human rationales")
     g.add_argument("--input", required=True, help="folder with train.jsonl and test.jsonl")
     g.add_argument("--out", help="output folder (default: data/gsm8k)")
+
+    m = sub.add_parser("mix", help="one folder from several prepared folders (a mixture of tasks)")
+    m.add_argument("--inputs", nargs="+", required=True, help="prepared folders (train.jsonl + test.jsonl each)")
+    m.add_argument("--out", required=True, help="output folder")
+    m.add_argument("--max_train_each", type=int, default=0, help="random subsample of each folder's train; 0 = all")
+    m.add_argument("--max_test_each", type=int, default=0, help="each folder's first N test questions; 0 = all")
+    m.add_argument("--seed", type=int, default=0, help="seed of the train subsample")
 
     j = sub.add_parser("jsonl", help="your own data: JSONL (one object a line) or a JSON list of objects")
     j.add_argument("--train", required=True, help="train file (or the one file to split, with --test_fraction)")
@@ -413,6 +450,11 @@ def main(argv=None) -> None:
             train, test = convert_gsm8k(args.input)
             print(f"gsm8k: train {len(train)}, test {len(test)} (all kept)")
             write_split(Path(args.out or DATA_DIR / "gsm8k"), train, test)
+        elif args.command == "mix":
+            train, test, rows = mix_folders(args.inputs, args.max_train_each, args.max_test_each, args.seed)
+            for name, tr, tr_all, te, te_all in rows:
+                print(f"  {name}: train {tr} of {tr_all}, test {te} of {te_all}")
+            write_split(Path(args.out), train, test)
         else:
             train, test, counts = convert_jsonl(
                 args.train, args.test, answer_type=args.answer_type, question_key=args.question_key,

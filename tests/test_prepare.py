@@ -301,3 +301,39 @@ def test_jsonl_malformed(tmp_path):
         prepare.main(["jsonl", "--train", str(tmp_path / "nope.jsonl"), "--test_fraction", "0.5",
                       "--answer_type", "number", "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()  # nothing written on error
+
+
+def _task_folder(root: Path, task: str, n_train: int, n_test: int, group: bool = True) -> Path:
+    """A prepared folder of a fake yes/no task, ids prefixed by the task as the Fine-tune-CoT converter writes them."""
+    def row(split, k):
+        r = {"id": f"{task}/{split}{k}", "question": f"{task} question {k}?", "rationale": "Because.",
+             "answer": "yes" if k % 2 else "no", "answer_type": "yesno"}
+        return {**r, "group": task} if group else r
+    d = root / task
+    d.mkdir()
+    _jsonl(d / "train.jsonl", [row("tr", k) for k in range(n_train)])
+    _jsonl(d / "test.jsonl", [row("te", k) for k in range(n_test)])
+    return d
+
+
+def test_mix_concatenates_tasks_with_groups_and_caps(tmp_path, capsys):
+    a = _task_folder(tmp_path, "alpha", 10, 5)
+    b = _task_folder(tmp_path, "beta", 3, 4, group=False)  # no group: the folder's name becomes it
+    prepare.main(["mix", "--inputs", str(a), str(b), "--max_train_each", "4", "--max_test_each", "3",
+                  "--out", str(tmp_path / "m")])
+    out = capsys.readouterr().out
+    assert "alpha: train 4 of 10, test 3 of 5" in out and "beta: train 3 of 3, test 3 of 4" in out
+    train, test = load_split(tmp_path / "m")
+    assert [e.group for e in train] == ["alpha"] * 4 + ["beta"] * 3
+    assert [e.id for e in test] == ["alpha/te0", "alpha/te1", "alpha/te2", "beta/te0", "beta/te1", "beta/te2"]
+    ids = [e.id for e in train[:4]]
+    assert ids == sorted(ids, key=lambda i: int(i.split("tr")[1]))  # the subsample keeps file order
+    prepare.main(["mix", "--inputs", str(a), str(b), "--max_train_each", "4", "--out", str(tmp_path / "m2")])
+    assert load_split(tmp_path / "m2")[0] == train  # seeded: the same subsample again
+
+
+def test_mix_rejects_the_same_ids_twice(tmp_path):
+    a = _task_folder(tmp_path, "alpha", 2, 2)
+    rc, _, err = run_cli("mix", "--inputs", a, a, "--out", tmp_path / "m")
+    assert rc != 0 and "Traceback" not in err and err.startswith("error:")
+    assert "id 'alpha/tr0' is also in an earlier folder" in err

@@ -192,3 +192,14 @@ def test_other_input_errors(atm_run, tmp_path, capsys, monkeypatch):
     (tmp_path / "bad.jsonl").write_text('{"id": "a", "question": "Q?"}\n')
     rc, out, err = ask(capsys, "--out_dir", atm_run, "--file", str(tmp_path / "bad.jsonl"))
     assert rc != 0 and err.startswith("error: ") and "line 1" in err and "Traceback" not in err
+
+
+def test_the_table_names_a_baseline_or_fold_student_by_its_file():
+    """An ATM run's baselines and fold students are saved with the run's config (mechanism "atm"): a scored
+    --file names their column by the file, not "atm"."""
+    run_cfg = {"mechanism": "atm"}
+    assert sample.student_name({"atm": False, "config": run_cfg}, "out/baseline_pre.pt") == "pre"
+    assert sample.student_name({"atm": False, "config": run_cfg}, "out/folds/fold0_post.pt") == "post"
+    assert sample.student_name({"atm": False, "config": run_cfg}, "out/other.pt") == "model"
+    assert sample.student_name({"atm": True, "config": run_cfg}, "out/ckpt.pt") == "atm"
+    assert sample.student_name({"atm": False, "config": {"mechanism": "post"}}, "out/ckpt.pt") == "post"

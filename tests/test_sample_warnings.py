@@ -88,3 +88,19 @@ def test_without_the_training_data_it_says_it_cannot_check(run, tmp_path, capsys
     shutil.copy(run / "ckpt.pt", lone / "ckpt.pt")
     r = sample_out(capsys, "--out_dir", lone, "--question", "Is 74 even?")
     assert "note: the run's training questions" in r.err and "note:" not in r.out
+
+
+def test_free_text_training_questions_skip_the_form_check(tmp_path):
+    """Real teacher data (each question worded its own way) would put every new question outside the training
+    forms: the check is skipped, and why is said once."""
+    from atm_min.machinery.config import TrainConfig
+    from atm_min.machinery.data import write_examples
+    from atm_min.machinery.forms import from_run
+    free = [ex(i, f"Does {name} flip the coin {i} times?", "coin") for i, name in enumerate("ABCDEFGH")]
+    write_examples(tmp_path / "train.jsonl", free[:6] + [ex(6, "Is 74 even?", "p"), ex(7, "Is 8 even?", "p")])
+    saved = TrainConfig(data_dir=str(tmp_path), mechanism="pre")
+    forms, why = from_run({"atm": False}, str(tmp_path / "ckpt.pt"), saved, byte_tokenizer())
+    assert forms is None and "free text (only 2 of 8 share their wording" in why
+    write_examples(tmp_path / "train.jsonl", [ex(10 + i, f"Is {i} even?", "p") for i in range(5)] + free[:3])
+    forms, why = from_run({"atm": False}, str(tmp_path / "ckpt.pt"), saved, byte_tokenizer())
+    assert why is None and forms.notes("Is 3 even?") == []  # 5 of 8 share a form: templated, checked

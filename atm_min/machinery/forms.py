@@ -26,6 +26,10 @@ from .errors import DataError
 
 MODE_WORDS = {"pre": "think first", "post": "answer first"}
 RARE = 0.05  # our choice: a mode trained on under 5% of a form's training questions is "barely learned" there
+# Our choice: the check needs templated training questions -- at least half of them sharing their form with
+# another. Free-text questions (Fine-tune-CoT's coin_flip and strategy_qa: every form once; multiarith: 135 of
+# 323 share one) would put every new question outside the training forms, a note that then says nothing.
+TEMPLATED = 0.5
 
 
 def form(question: str) -> str:
@@ -105,5 +109,10 @@ def from_run(ck: dict, ckpt_path: str, saved, tok) -> tuple[TrainingForms | None
         return None, f"no check of the question's form: {e}"
     if saved.max_train:
         examples = examples[:saved.max_train]
+    counts = Counter(form(ex.question) for ex in examples)
+    shared = sum(c for c in counts.values() if c > 1)
+    if shared < TEMPLATED * len(examples):
+        return None, (f"no check of the question's form: the training questions are free text (only {shared} of "
+                      f"{len(examples)} share their wording, numbers aside, with another)")
     modes = trained_modes(ck, ckpt_path, saved, len(examples), [ex.id for ex in examples])
     return TrainingForms(tok, examples, modes), None

@@ -18,16 +18,17 @@ import os
 import statistics
 import sys
 from collections import Counter
+from types import SimpleNamespace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from atm_min.labels import RULES, label  # noqa: E402
+from atm_min.machinery.choose import labeller  # noqa: E402
 from atm_min.machinery.data import load_split  # noqa: E402
 from atm_min.machinery.errors import ProjectError  # noqa: E402
 
 
-def fold_evidence(out_dir: str, train, rule="confident_post", min_conf=0.9, default="pre") -> dict:
+def fold_evidence(out_dir: str, train, rule="confident_post", post_confidence=0.9, default="pre") -> dict:
     """{"students": [(name, right, n, {gold: (right, n)})], "counts": Counter, "labels": Counter, "p_gold": [...]}"""
     ok, p_gold, students = {"pre": {}, "post": {}}, {}, []
     folds = os.path.join(out_dir, "folds")
@@ -45,11 +46,12 @@ def fold_evidence(out_dir: str, train, rule="confident_post", min_conf=0.9, defa
                 p_gold[i] = ev["p_gold"][ev["held_out"].index(i)]
         students.append((f[:-5], sum(ev["correct"]), len(ev["correct"]), by_gold))
     counts, labels = Counter(), Counter()
+    to_label = labeller(SimpleNamespace(label_rule=rule, post_confidence=post_confidence, label_default=default))
     both = sorted(set(ok["pre"]) & set(ok["post"]))
     for i in both:
         a, b = ok["pre"][i], ok["post"][i]
         counts["both" if a and b else "pre only" if a else "post only" if b else "neither"] += 1
-        labels[label(a, b, rule, default, p_gold[i], min_conf)] += 1
+        labels[to_label(dict(pre_ok=a, post_ok=b, p_gold=p_gold[i]))] += 1
     return {"students": students, "counts": counts, "labels": labels, "p_gold": [p_gold[i] for i in both]}
 
 
@@ -58,7 +60,7 @@ def main(argv=None) -> None:
     p.add_argument("--out_dir", required=True)
     p.add_argument("--data_dir", required=True, help="the run's data folder (its train.jsonl)")
     p.add_argument("--max_train", type=int, default=0, help="the run's max_train, if it had one")
-    p.add_argument("--label_rule", default="confident_post", choices=[r for r in RULES if r != "pass_rate"])
+    p.add_argument("--label_rule", default="confident_post", choices=["confident_post", "prefer_post", "prefer_pre"])
     p.add_argument("--post_confidence", type=float, default=0.9)
     p.add_argument("--label_default", default="pre", choices=["pre", "post"])
     a = p.parse_args(argv)

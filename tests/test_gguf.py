@@ -61,7 +61,7 @@ def gguf_name(hf: str) -> str:
     return f"blk.{i}." + next(g for g, h in LAYER_NAMES.items() if h == rest)
 
 
-def write_tiny_gguf(path, sd: dict, pre="smollm", arch="llama", types=TYPES, skip=()) -> dict:
+def write_tiny_gguf(path, sd: dict, pre="smollm", arch="llama", types=TYPES, skip=(), extra=()) -> dict:
     """Write `sd` as llama.cpp would; returns {hf name: the tensor read back should equal} (dequantized)."""
     _, tokens, merges = tiny_bpe.train(digits=pre == "smollm")
     w = gguf.GGUFWriter(str(path), arch)
@@ -107,6 +107,8 @@ def write_tiny_gguf(path, sd: dict, pre="smollm", arch="llama", types=TYPES, ski
         if qtype != Q.I32:
             expected[hf] = torch.from_numpy(gguf.quants.dequantize(gguf.quants.quantize(t.numpy(), qtype), qtype)
                                             .astype("float32").reshape(t.shape))
+    for name in extra:  # tensors a plain Llama does not have
+        w.add_tensor(name, torch.ones(8).numpy())
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -174,6 +176,12 @@ def test_errors(tmp_path):
     write_tiny_gguf(tmp_path / "short.gguf", sd, skip=("blk.1.ffn_down.weight",))
     with pytest.raises(CheckpointError, match="lacks 1 tensors .* model.layers.1.mlp.down_proj.weight"):
         read_gguf(tmp_path / "short.gguf")
+    write_tiny_gguf(tmp_path / "moe.gguf", sd, extra=("blk.0.ffn_gate_exps.weight",))
+    with pytest.raises(CheckpointError, match="unexpected tensor 'blk.0.ffn_gate_exps.weight'"):
+        read_gguf(tmp_path / "moe.gguf")
+    write_tiny_gguf(tmp_path / "rope.gguf", sd, extra=("rope_freqs.weight",))
+    with pytest.raises(CheckpointError, match="rope frequency factors"):
+        read_gguf(tmp_path / "rope.gguf")
     write_tiny_gguf(tmp_path / "int.gguf", sd, types={**TYPES, "attn_norm": Q.I32})
     with pytest.raises(CheckpointError, match="GGUF type I32 cannot be dequantized"):
         read_gguf(tmp_path / "int.gguf")

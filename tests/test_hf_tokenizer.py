@@ -105,3 +105,26 @@ def test_from_gguf_metadata_errors():
         from_gguf_metadata({**meta, "tokenizer.ggml.merges": []})
     no_eos = {k: v for k, v in meta.items() if k != "tokenizer.ggml.eos_token_id"}
     assert from_gguf_metadata(no_eos).eot_id == tokens.index("<|endoftext|>")  # the fallback stop token
+
+
+CHATML = ("{% for m in messages %}{% if m['role'] == 'system' and loop.first %}{% elif loop.first %}"
+          "{{ '<|im_start|>system\nBe helpful.<|im_end|>\n' }}{% endif %}"
+          "{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>' + '\n' }}{% endfor %}"
+          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+def test_chat_prompt_renders_the_checkpoints_template_as_transformers(tmp_path, trained):
+    pytest.importorskip("jinja2")
+    transformers = pytest.importorskip("transformers")
+    save_dir(tmp_path, trained[0], eos="<|im_end|>")
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|im_end|>", "chat_template": CHATML}))
+    tok = from_tokenizer_json(tmp_path)
+    hf = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
+    for messages in ([{"role": "user", "content": "What is 2+2?"}],
+                     [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]):
+        text = tok.chat_prompt(messages)
+        assert text == hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        assert tok.encode(text).count(tok.eot_id) == len(messages) + (messages[0]["role"] != "system")
+    tok.chat_template = None
+    with pytest.raises(TokenizerError, match="has no chat template"):
+        tok.chat_prompt([{"role": "user", "content": "Hi"}])

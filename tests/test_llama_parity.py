@@ -188,3 +188,21 @@ def test_bad_checkpoints_are_one_clear_error(tmp_path):
         load_student(str(tmp_path))
     with pytest.raises(CheckpointError, match="not a checkpoint this code reads"):
         load_student(str(tmp_path / "nothing_here.bin"))
+
+
+def test_bf16_autocast_runs_training_and_cached_padded_generation():
+    """The GPU recipes' precision, on the CPU: under bfloat16 autocast the loss is close to float32's and cached,
+    left-padded generation runs (q, k in bf16 meet float32 rotations and a float32 cache)."""
+    torch.manual_seed(0)
+    m = Llama(LlamaConfig(block_size=64, vocab_size=VOCAB, n_layer=2, n_head=4, n_kv_head=2, n_embd=32,
+                          intermediate_size=48, qk_norm=True, qkv_bias=True))
+    x = ids(2, 12, seed=7)
+    _, loss32 = m(x[:, :-1], x[:, 1:])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, loss16 = m(x[:, :-1], x[:, 1:])
+        loss16.backward()
+        mask = torch.ones(2, 12, dtype=torch.bool)
+        mask[0, :4] = False
+        out = m.eval().generate(x, 5, temperature=0, pad_mask=mask, prefix_embeds=torch.randn(2, 2, 32))
+    assert abs(loss16.item() - loss32.item()) < 0.05 * loss32.item()
+    assert all(len(o) == 5 for o in out)

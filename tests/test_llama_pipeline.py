@@ -47,7 +47,7 @@ def test_train_runs_atm_with_a_llama_student(llama_run, llama_dir):
     assert {"pre", "post", "answer", "atm"} <= set(results)
     ck = load_checkpoint(str(llama_run.out / "ckpt.pt"))
     assert ck["model_args"]["arch"] == "llama" and ck["model_args"]["n_kv_head"] == 2
-    assert ck["tokenizer"] == f"hf:{llama_dir.resolve()}"  # the pretrained tokenizer, by where it lives
+    assert ck["tokenizer"] == f"hf:{llama_dir.absolute()}"  # the pretrained tokenizer, by where it lives
     assert ck["config"]["tokenizer"] == ck["tokenizer"]
 
 
@@ -82,3 +82,13 @@ def test_tokenizer_settings_for_pretrained_weights(llama_dir):
         TrainConfig(tokenizer="pretrained").validate()
     assert TrainConfig(init_from="gpt2", tokenizer="pretrained", n_layer=12, n_head=12,
                        n_embd=768).validate().tokenizer == "gpt2"
+
+
+@pytest.mark.parametrize("name,prefix", [("smollm2_135m_gguf_cpu", "gguf:"), ("qwen2_5_0_5b_gpu", "hf:"),
+                                         ("llama3_2_1b_gpu", "hf:")])
+def test_llama_recipes_parse(name, prefix):
+    """The recipes are valid settings (their weights need not be here: the tokenizer name is resolved, not read)."""
+    from pathlib import Path
+    from atm_min.machinery.config import parse_args
+    cfg = parse_args([str(Path(__file__).resolve().parents[1] / "config" / f"{name}.py"), "--device=cpu"])
+    assert cfg.tokenizer.startswith(prefix) and cfg.n_embd % cfg.perc_heads == 0

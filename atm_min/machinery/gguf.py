@@ -40,6 +40,16 @@ LAYER_NAMES = {
 }
 
 
+def hf_name(name: str) -> str | None:
+    """A GGUF tensor's LlamaForCausalLM name (None for a tensor a plain Llama does not have)."""
+    if name in GLOBAL_NAMES:
+        return GLOBAL_NAMES[name]
+    m = re.fullmatch(r"blk\.(\d+)\.(.+)", name)
+    if m and m.group(2) in LAYER_NAMES:
+        return f"model.layers.{m.group(1)}.{LAYER_NAMES[m.group(2)]}"
+    return None
+
+
 def _gguf():
     try:
         import gguf
@@ -140,6 +150,7 @@ def read_gguf(path) -> tuple[dict, dict, object]:
     meta = read_metadata(reader)
     names = [t.name for t in reader.tensors]
     config = config_from_metadata(meta, tied="output.weight" not in names)
+    tokenizer = from_gguf_metadata(meta, name=f"gguf:{path.name}")  # before the tensors: an unsupported one fails fast
     if "rope_freqs.weight" in names:
         raise CheckpointError(f"{path.name} carries rope frequency factors (Llama 3.1+ rope scaling), which this "
                               "reader does not support: load the model from its Hugging Face directory instead")
@@ -147,10 +158,8 @@ def read_gguf(path) -> tuple[dict, dict, object]:
     sd = {}
     n_head, n_kv = config["num_attention_heads"], config["num_key_value_heads"]
     for t in reader.tensors:
-        m = re.fullmatch(r"blk\.(\d+)\.(.+)", t.name)
-        hf = GLOBAL_NAMES.get(t.name) or (m and m.group(2) in LAYER_NAMES
-                                          and f"model.layers.{m.group(1)}.{LAYER_NAMES[m.group(2)]}")
-        if not hf:
+        hf = hf_name(t.name)
+        if hf is None:
             raise CheckpointError(f"unexpected tensor {t.name!r} in {path.name}: not a plain Llama model")
         w = _dequantize(gguf, t)
         if ".attn_q." in t.name:
@@ -160,7 +169,7 @@ def read_gguf(path) -> tuple[dict, dict, object]:
         sd[hf] = w
     config["attention_bias"] = any(k.endswith("self_attn.q_proj.bias") for k in sd)
     _check(sd, config, path.name)
-    return config, sd, from_gguf_metadata(meta, name=f"gguf:{path.name}")
+    return config, sd, tokenizer
 
 
 def _check(sd: dict, config: dict, name: str):

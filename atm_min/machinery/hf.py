@@ -79,14 +79,8 @@ def hub_download(name: str) -> Path:
 
 
 def _read_gguf(path: Path):
-    if not path.is_file():
-        raise CheckpointError(f"no GGUF file at {path}")
-    try:
-        from .gguf import read_gguf  # the GGUF reader: needs the optional `gguf` package
-    except ImportError as e:
-        raise CheckpointError(f"reading a .gguf file needs the GGUF reader and the `gguf` package "
-                              f"(pip install gguf): {e}") from e
-    return read_gguf(str(path))
+    from .gguf import read_gguf  # imports the optional `gguf` package lazily, with an install hint
+    return read_gguf(str(path))  # (hf_config, state dict in Hugging Face names, tokenizer)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -190,11 +184,11 @@ def pretrained_tokenizer_name(init_from: str) -> str:
     if init_from in HF_GPT2_NAMES:
         return "gpt2"
     if path.is_dir():
-        if (path / "config.json").is_file() and read_hf_config(path).get("model_type", "gpt2") == "gpt2":
+        if read_hf_config(path).get("model_type", "gpt2") == "gpt2":  # no config.json: a CheckpointError
             return "gpt2"
-        return "hf:" + str(path.resolve())
+        return "hf:" + str(path.absolute())
     if init_from.endswith(".gguf"):
-        return "gguf:" + str(path.resolve())
+        return "gguf:" + str(path.absolute())
     if init_from.count("/") == 1 and not path.exists():
         return "hf:" + init_from  # a Hub name, resolved when the tokenizer is loaded
     raise CheckpointError(f"init_from={init_from!r} is not a checkpoint this code reads: expected 'scratch', "
@@ -203,26 +197,19 @@ def pretrained_tokenizer_name(init_from: str) -> str:
 
 def load_tokenizer(name: str):
     """The tokenizer "hf:DIR" (its tokenizer.json; DIR may be a Hub name) or "gguf:FILE" (the file's vocabulary)."""
+    from .gguf import read_gguf_tokenizer  # (these two import the optional gguf and tokenizers packages lazily,
+    from .hf_tokenizer import from_tokenizer_json  # with an install hint when they are missing)
     kind, _, where = name.partition(":")
-    try:
-        from . import hf_tokenizer  # needs the optional `tokenizers` package
-    except ImportError as e:
-        raise TokenizerError(f"the tokenizer {name!r} needs the `tokenizers` package (pip install tokenizers): "
-                             f"{e}") from e
     if kind == "gguf":
-        try:
-            from .gguf import read_gguf_tokenizer  # the metadata only, when the reader offers it
-        except ImportError:
-            tok = _read_gguf(Path(where))[2]
-        else:
-            tok = read_gguf_tokenizer(where)
+        tok = read_gguf_tokenizer(where)  # the file's metadata only: no tensor is dequantized
     else:
         path = Path(where).expanduser()
         if not path.is_dir():
             if not os.path.exists(where) and where.count("/") == 1:
                 path = hub_download(where)
             else:
-                raise TokenizerError(f"no checkpoint directory at {where} for the tokenizer {name!r}")
-        tok = hf_tokenizer.from_tokenizer_json(path)
+                raise TokenizerError(f"no checkpoint directory at {where} for the tokenizer {name!r} (a run saves "
+                                     f"its tokenizer by where the weights were when it trained: put them back there)")
+        tok = from_tokenizer_json(path)
     tok.name = name  # what checkpoints save: sample.py rebuilds the same tokenizer from it
     return tok

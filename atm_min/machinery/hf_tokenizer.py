@@ -85,13 +85,14 @@ class HFTokenizer:
         self.chat_template = chat_template  # Jinja text from the checkpoint, for chat_prompt
         self.vocab_size = backend.get_vocab_size(with_added_tokens=True)
         self.enc = self  # the trace reads a token's bytes through tok.enc.decode_single_token_bytes, as with tiktoken
-        special = {t.content for t in backend.get_added_tokens_decoder().values() if t.special}
-        self.special_ids = sorted(backend.token_to_id(t) for t in special)
+        added = backend.get_added_tokens_decoder().values()
+        self.special_ids = sorted(backend.token_to_id(t.content) for t in added if t.special)
+        literal = {t.content for t in added}  # added tokens stand for their text as it is, not in the byte alphabet
         byte_of = {c: b for b, c in bytes_to_unicode().items()}
         self._bytes = []  # id -> the bytes it stands for
         for i in range(self.vocab_size):
             t = backend.id_to_token(i) or ""
-            self._bytes.append(t.encode() if t in special or not all(c in byte_of for c in t)
+            self._bytes.append(t.encode() if t in literal or not all(c in byte_of for c in t)
                                else bytes(byte_of[c] for c in t))
         # Ids whose text contains a newline: a post-thinking answer stops at the first of these (as in Tokenizer).
         self.newline_ids = [i for i, b in enumerate(self._bytes) if b"\n" in b and i != self.eot_id]
@@ -118,6 +119,10 @@ class HFTokenizer:
             raise TokenizerError("chat templates need the `jinja2` package: pip install jinja2") from e
         # The template is data from the checkpoint: rendered in jinja2's sandbox, as transformers does.
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+
+        def raise_exception(message):  # templates call it on conversations they refuse
+            raise TokenizerError(f"{self.name}'s chat template: {message}")
+        env.globals["raise_exception"] = raise_exception
         special = {"bos_token": self.bos_id, "eos_token": self.eot_id}
         return env.from_string(self.chat_template).render(
             messages=messages, add_generation_prompt=True,

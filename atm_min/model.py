@@ -229,6 +229,11 @@ class GPT(nn.Module):
             x = block(x, mask, cache)
         return self.transformer.ln_f(x[:, P:])  # only token positions produce logits
 
+    def new_cache(self, batch_size: int, max_len: int) -> KVCache:
+        """An empty KV cache for this model: every layer's keys and values, one head_dim vector per head."""
+        c, p = self.config, next(self.parameters())
+        return KVCache(c.n_layer, batch_size, c.n_head, max_len, c.n_embd // c.n_head, p.device, p.dtype)
+
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, stop_ids=None, prefix_embeds=None,
                  pad_mask=None, use_cache=True, generator=None):
@@ -243,12 +248,7 @@ class GPT(nn.Module):
         if pad_mask is not None and bool(pad_mask.all()):
             pad_mask = None  # no padding after all: forward's plain causal path is faster
         max_new_tokens = min(max_new_tokens, self.config.block_size - P - idx.size(1))
-        cache = None
-        if use_cache:
-            c = self.config
-            p = next(self.parameters())
-            cache = KVCache(c.n_layer, B, c.n_head, P + idx.size(1) + max_new_tokens, c.n_embd // c.n_head,
-                            p.device, p.dtype)
+        cache = self.new_cache(B, P + idx.size(1) + max_new_tokens) if use_cache else None
         # Only the last position needs logits. Its (1, C) x (C, V) product reads the whole output matrix for
         # every token; on CPU, BLAS reads it faster when stored (C, V) than as wte's (V, C) (124M, 2-core CPU:
         # 7 vs 12 ms per token, docs/bench_cpu.md), so keep a transposed copy while generating.

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..model import KVCache
+from ..model import GPT, KVCache
 
 
 @dataclass
@@ -267,50 +267,9 @@ class Llama(nn.Module):
             x = block(x, cos, sin, mask, cache)
         return self.norm(x[:, P:])
 
-    @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, stop_ids=None, prefix_embeds=None,
-                 pad_mask=None, use_cache=True, generator=None):
-        """As GPT.generate (the same loop; the cache holds n_kv_head heads of head_dim)."""
-        B = idx.size(0)
-        P = 0 if prefix_embeds is None else prefix_embeds.size(1)
-        stop = {int(t) for t in (stop_ids or [])}
-        done = [False] * B
-        out = [[] for _ in range(B)]
-        if pad_mask is not None and bool(pad_mask.all()):
-            pad_mask = None
-        max_new_tokens = min(max_new_tokens, self.config.block_size - P - idx.size(1))
-        cache = None
-        if use_cache:
-            c, p = self.config, next(self.parameters())
-            cache = KVCache(c.n_layer, B, c.n_kv_head, P + idx.size(1) + max_new_tokens, c.head_dim, p.device, p.dtype)
-        head = self.lm_head.weight  # as GPT: on a CPU a (C, V) copy makes the one-row product faster
-        head_t = head.t().contiguous() if head.device.type == "cpu" else None
-        seq, seq_mask, step_in, step_mask, prefix = idx, pad_mask, idx, pad_mask, prefix_embeds
-        for _ in range(max_new_tokens):
-            if use_cache:
-                h = self.hidden_states(step_in, prefix_embeds=prefix, pad_mask=step_mask, cache=cache)
-                prefix, step_mask = None, None
-            else:
-                h = self.hidden_states(seq, prefix_embeds=prefix_embeds, pad_mask=seq_mask)
-            h = h[:, -1, :]  # (B, C)
-            logits = h @ head_t if head_t is not None else self.lm_head(h)  # (B, V)
-            if temperature == 0:
-                nxt = logits.argmax(dim=-1)
-            else:
-                logits = logits / temperature
-                if top_k is not None:
-                    v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
-                    logits[logits < v[:, [-1]]] = -float("inf")
-                nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
-            for b, t in enumerate(nxt.tolist()):
-                if not done[b]:
-                    out[b].append(t)
-                    done[b] = t in stop
-            if all(done):
-                break
-            step_in = nxt[:, None]
-            if not use_cache:
-                seq = torch.cat([seq, step_in], dim=1)
-                if seq_mask is not None:
-                    seq_mask = torch.cat([seq_mask, torch.ones_like(step_in, dtype=torch.bool)], dim=1)
-        return out
+    def new_cache(self, batch_size: int, max_len: int) -> KVCache:
+        """Difference from GPT-2: the cache holds only the n_kv_head key/value heads, of head_dim each."""
+        c, p = self.config, next(self.parameters())
+        return KVCache(c.n_layer, batch_size, c.n_kv_head, max_len, c.head_dim, p.device, p.dtype)
+
+    generate = GPT.generate  # GPT's loop as it is: it reaches this model through hidden_states, lm_head, new_cache

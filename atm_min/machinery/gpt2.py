@@ -122,17 +122,19 @@ def _checkpoint_dir(name_or_dir) -> Path:
         ) from e
 
 
-def _read_hf_config(path: Path) -> dict:
+def _read_hf_config(path: Path, model_types=("gpt2",), no_config_hint: str = "",
+                    type_hint: str = "only GPT-2 checkpoints (model_type 'gpt2') match this model's architecture") -> dict:
+    """A checkpoint directory's config.json, checked: it exists, parses, and has one of model_types (machinery/hf.py
+    reads Llama-family directories through it too, with its own hints)."""
     file = path / "config.json"
     if not file.is_file():
-        raise CheckpointError(f"no config.json in {path}: not a Hugging Face checkpoint directory")
+        raise CheckpointError(f"no config.json in {path}: not a Hugging Face checkpoint directory{no_config_hint}")
     try:
         hf = json.loads(file.read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{file} is not valid JSON: {e}") from e
-    if hf.get("model_type", "gpt2") != "gpt2":
-        raise CheckpointError(f"{file} has model_type {hf['model_type']!r}: only GPT-2 checkpoints "
-                              "(model_type 'gpt2') match this model's architecture")
+    if hf.get("model_type", "gpt2") not in model_types:
+        raise CheckpointError(f"{file} has model_type {hf['model_type']!r}: {type_hint}")
     return hf
 
 

@@ -14,7 +14,6 @@ Every failure is a CheckpointError / TokenizerError that says what to do.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import torch
 
 from ..students.llama import Llama, LlamaConfig, rope_frequencies
 from .errors import CheckpointError, TokenizerError
-from .gpt2 import HF_GPT2_NAMES, _read_weights, from_pretrained
+from .gpt2 import HF_GPT2_NAMES, _read_hf_config, _read_weights, from_pretrained
 
 LLAMA_TYPES = ("llama", "qwen2", "qwen3")
 SUPPORTED = ("a Hugging Face directory (config.json + model.safetensors) of model_type gpt2, llama, qwen2 or "
@@ -52,16 +51,8 @@ def load_student(init_from: str, **overrides):
 
 
 def read_hf_config(path: Path) -> dict:
-    file = path / "config.json"
-    if not file.is_file():
-        raise CheckpointError(f"no config.json in {path}: not a Hugging Face checkpoint directory ({SUPPORTED})")
-    try:
-        hf = json.loads(file.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{file} is not valid JSON: {e}") from e
-    if hf.get("model_type", "gpt2") not in ("gpt2",) + LLAMA_TYPES:
-        raise CheckpointError(f"{file} has model_type {hf['model_type']!r}: supported: gpt2, {', '.join(LLAMA_TYPES)}")
-    return hf
+    return _read_hf_config(path, ("gpt2",) + LLAMA_TYPES, f" ({SUPPORTED})",
+                           f"supported: gpt2, {', '.join(LLAMA_TYPES)}")
 
 
 def hub_download(name: str) -> Path:

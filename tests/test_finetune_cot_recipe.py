@@ -10,7 +10,6 @@ from pathlib import Path
 import importlib.util
 
 import pytest
-import torch
 
 from atm_min.machinery.config import parse_args
 
@@ -64,20 +63,13 @@ TOY = ["--n_layer=1", "--n_head=4", "--n_embd=32", "--perc_heads=2", "--n_prefix
 def toy(tmp_path_factory):
     """A tiny random Llama saved by transformers (with its tokenizer.json) and a mixture of two tasks shaped like
     the converter's output, written by data/prepare.py mix."""
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     pytest.importorskip("tokenizers")
-    from tiny_bpe import train as train_bpe
+    from tiny_bpe import tiny_llama_dir
     root = tmp_path_factory.mktemp("toy")
     d = root / "llama"
     d.mkdir()
-    tok, tokens, _ = train_bpe(digits=True)
-    tok.save(str(d / "tokenizer.json"))
-    (d / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|im_end|>"}))
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(vocab_size=len(tokens), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                                   tie_word_embeddings=True, bos_token_id=None, eos_token_id=None, pad_token_id=None)
-    transformers.LlamaForCausalLM(cfg).save_pretrained(d)
+    tiny_llama_dir(d)
     a, b = _fake_task(root, "coin_a", 12, 4), _fake_task(root, "coin_b", 12, 4)
     prepare.main(["mix", "--inputs", str(a), str(b), "--max_train_each", "8", "--out", str(root / "mix")])
     return d, root / "mix"

@@ -6,7 +6,6 @@ and --resume rebuild, with the directory's own tokenizer."""
 import json
 
 import pytest
-import torch
 
 import sample
 from atm_min.machinery.checkpoint import load_checkpoint
@@ -14,24 +13,15 @@ from atm_min.machinery.config import TrainConfig
 from atm_min.machinery.errors import ConfigError
 from atm_min.students.llama import Llama
 
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
 
 @pytest.fixture(scope="module")
 def llama_dir(tmp_path_factory):
     """A tiny random Llama saved by transformers, with a tiny byte-level BPE tokenizer.json (tests/tiny_bpe.py)."""
-    from tiny_bpe import train as train_bpe
-    d = tmp_path_factory.mktemp("tiny_llama")
-    tok, tokens, _ = train_bpe(digits=True)
-    tok.save(str(d / "tokenizer.json"))
-    (d / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|im_end|>"}))
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(vocab_size=len(tokens), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                                   tie_word_embeddings=True, bos_token_id=None, eos_token_id=None, pad_token_id=None)
-    transformers.LlamaForCausalLM(cfg).save_pretrained(d)
-    return d
+    from tiny_bpe import tiny_llama_dir
+    return tiny_llama_dir(tmp_path_factory.mktemp("tiny_llama"))
 
 
 @pytest.fixture(scope="module")

@@ -45,3 +45,21 @@ def gguf_metadata(tokens, merges, pre="gpt2", eos="<|im_end|>") -> dict:
             "tokenizer.ggml.token_type": [3 if t in SPECIALS else 1 for t in tokens],
             "tokenizer.ggml.bos_token_id": tokens.index("<|im_start|>"),
             "tokenizer.ggml.eos_token_id": tokens.index(eos)}
+
+
+def tiny_llama_dir(d):
+    """Fill the folder d with a tiny random Llama saved by transformers (seed 0) and this tiny BPE as its
+    tokenizer.json, <|im_end|> its end-of-text: a Hugging Face checkpoint directory the pipeline can load."""
+    import json
+
+    import torch
+    import transformers
+    tok, tokens, _ = train(digits=True)
+    tok.save(str(d / "tokenizer.json"))
+    (d / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|im_end|>"}))
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(vocab_size=len(tokens), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                                   tie_word_embeddings=True, bos_token_id=None, eos_token_id=None, pad_token_id=None)
+    transformers.LlamaForCausalLM(cfg).save_pretrained(d)
+    return d

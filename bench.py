@@ -41,6 +41,8 @@ p.add_argument("--vocab_size", type=int, default=50257)
 p.add_argument("--block_size", type=int, default=1024)
 p.add_argument("--new_tokens", type=int, default=128, help="tokens to generate")
 p.add_argument("--prompt_len", type=int, default=8)
+p.add_argument("--prompt_frac", type=float, default=0.35,
+               help="--only=llama: share of the training positions without a target (the prompt), 0-1")
 p.add_argument("--gen_batch_size", type=int, default=1, help="prompts generated together (same length, no padding)")
 p.add_argument("--gen_rounds", type=int, default=3, help="timed generations per contender (best one counts)")
 p.add_argument("--compile", action="store_true", help="torch.compile the models for training")
@@ -61,6 +63,8 @@ if __name__ == "__main__":
     if args.threads:  # fewer threads than cores can win when other processes keep some cores busy
         torch.set_num_threads(args.threads)
 
+    if not 0 <= args.prompt_frac < 1:
+        sys.exit(f"error: --prompt_frac={args.prompt_frac}: expected a share in [0, 1), e.g. 0.35")
     try:
         args.device = pick_device(args.device)  # the project's one device picker; a missing GPU is one line
     except ProjectError as e:
@@ -283,38 +287,47 @@ def bench_llama():
         print(f"load average before: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
     B, T, rounds = args.batch_size, args.seq_len, args.rounds
     data = torch.randint(0, V, (B, T + 1), device=args.device)
-    x, y = data[:, :-1], data[:, 1:]
+    x = data[:, :-1]
     runs = {"ours": (ours, make_optimizer(ours)), "HF": (hf, make_optimizer(hf))}
     # the weights before training: each optimizer moves its own copy (the float sums differ), and a random model's
     # near-tied logits would then pick different greedy tokens; generation is timed on the identical weights
     start = {name: {k: v.clone() for k, v in model.state_dict().items()} for name, (model, _) in runs.items()}
 
-    def step(name):
+    def step(name, y, labels):
         model, opt = runs[name]
         model.train()
         sync()
         t0 = time.perf_counter()
         with autocast:
-            loss = model(x, labels=x).loss if name == "HF" else model(x, targets=y)[1]
+            loss = model(x, labels=labels).loss if name == "HF" else model(x, targets=y)[1]
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         sync()
         return time.perf_counter() - t0
 
-    for name in runs:
-        for _ in range(warmup):
-            step(name)
-    ratios = []
-    for r in range(rounds):  # each round: `steps` steps of ours, then of HF's (order alternates between rounds)
-        t = {}
-        for name in (("ours", "HF") if r % 2 == 0 else ("HF", "ours")):
-            t[name] = sum(step(name) for _ in range(steps))
-        ratios.append(t["HF"] / t["ours"])
-        print(f"  train round {r + 1}: ours {B * T * steps / t['ours']:.0f} tokens/s, HF {B * T * steps / t['HF']:.0f}"
-              f" tokens/s, ours/HF {ratios[-1]:.2f}x")
-    print(f"training (batch {B} x {T}, {steps} steps per round): ours/HF tokens/s median {statistics.median(ratios):.2f}x"
-          f" (min {min(ratios):.2f}, max {max(ratios):.2f}, {rounds} rounds)")
+    # Two workloads. "every position": each of the T positions has a target. "prompt masked": the first
+    # --prompt_frac of them carry none, as in training, where the question is the prompt (target -1; Hugging
+    # Face's -100): 14-42% of the positions of Fine-tune-CoT's tasks in SmolLM2 tokens. Our student skips the
+    # output layer there; LlamaForCausalLM computes every position's logits.
+    P = round(args.prompt_frac * T)
+    masked_y, masked_labels = data[:, 1:].clone(), x.clone()
+    masked_y[:, :P], masked_labels[:, :P + 1] = -1, -100  # HF shifts labels itself: labels[t + 1] is t's target
+    workloads = {"every position": (data[:, 1:], x), f"prompt masked ({P} of {T})": (masked_y, masked_labels)}
+    for work, (y, labels) in workloads.items():
+        for name in runs:
+            for _ in range(warmup):
+                step(name, y, labels)
+        ratios = []
+        for r in range(rounds):  # each round: `steps` steps of ours, then of HF's (order alternates between rounds)
+            t = {}
+            for name in (("ours", "HF") if r % 2 == 0 else ("HF", "ours")):
+                t[name] = sum(step(name, y, labels) for _ in range(steps))
+            ratios.append(t["HF"] / t["ours"])
+            print(f"  train round {r + 1}: ours {B * T * steps / t['ours']:.0f} tokens/s, HF "
+                  f"{B * T * steps / t['HF']:.0f} tokens/s, ours/HF {ratios[-1]:.2f}x")
+        print(f"training, {work} (batch {B} x {T}, {steps} steps per round): ours/HF tokens/s median "
+              f"{statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f}, {rounds} rounds)")
 
     prompt = torch.randint(0, V, (1, args.prompt_len), device=args.device)
     for name, (model, _) in runs.items():

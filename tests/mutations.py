@@ -148,6 +148,11 @@ FAULTS = [
           ("tests/test_contracts.py",)),
     Fault("micro_batch_overlap", "every micro-batch of a step reads the same chunk of the batch",
           "atm_min/batches.py", "k = micro_step * world + rank", "k = rank", ("tests/test_contracts.py",)),
+    # the Llama student's loss skips the positions without a target: its mean must still be over the scored ones
+    Fault("llama_loss_mean_over_prompt", "the Llama loss is averaged over every position, prompt included",
+          "atm_min/students/llama.py", "F.cross_entropy(logits.float(), targets[scored])",
+          'F.cross_entropy(logits.float(), targets[scored], reduction="sum") / targets.numel()',
+          ("tests/test_llama_parity.py",)),
 ]
 
 

@@ -152,6 +152,29 @@ def test_training_step_reduces_the_loss_and_tied_head_stays_tied():
     assert losses[-1] < losses[0]
 
 
+def test_loss_skips_positions_without_a_target_and_equals_the_full_computation():
+    """Given targets, only the positions with one (not -1) go through the output layer: the loss and every
+    gradient equal the loss over all positions' logits with ignore_index=-1, and the logits are those N rows."""
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    m = Llama(LlamaConfig(block_size=32, vocab_size=VOCAB, n_layer=2, n_head=2, n_kv_head=1, n_embd=16,
+                          intermediate_size=32))
+    x = ids(3, 12, seed=7)
+    y = x[:, 1:].clone()
+    y[:, :4], y[2, 8:] = -1, -1  # a prompt of 4 positions, and right padding in one row
+    logits, loss = m(x[:, :-1], y)
+    grads = [p.grad for p in (loss.backward(), m.parameters())[1]]
+    m.zero_grad()
+    full, _ = m(x[:, :-1])
+    ref = F.cross_entropy(full.reshape(-1, VOCAB), y.reshape(-1), ignore_index=-1)
+    ref.backward()
+    assert logits.shape == ((y != -1).sum().item(), VOCAB)
+    torch.testing.assert_close(logits, full[y != -1])
+    torch.testing.assert_close(loss, ref)
+    for g, p in zip(grads, m.parameters(), strict=True):
+        torch.testing.assert_close(g, p.grad)
+
+
 def test_explicit_attention_equals_sdpa(pair):
     _, ours = pair
     explicit = Llama(LlamaConfig(**{**ours.config.__dict__, "attn_impl": "explicit"})).eval()

@@ -1,0 +1,42 @@
+"""tools/paper_table.py: the paper-shaped tables of a finished run hold the run's own numbers (results.json), its
+answer-format counts are the predictions' (no "Answer:" at all), and a run without results is one error line."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("paper_table", ROOT / "tools" / "paper_table.py")
+paper_table = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(paper_table)
+
+
+def _rows(text: str, table: int) -> dict:
+    """{task: cells} of table number `table` (0, 1, 2) of the tool's output."""
+    lines = text.strip().split("\n\n")[table].splitlines()[2:]
+    return {cells[1]: cells[2:] for cells in ([c.strip() for c in ln.strip("|").split("|")] for ln in lines)}
+
+
+def test_tables_hold_the_runs_numbers(tiny_run, capsys):
+    paper_table.main([str(tiny_run.out), "--max_new_tokens", "999"])
+    out = capsys.readouterr().out
+    results = json.loads((tiny_run.out / "results.json").read_text())
+    acc = _rows(out, 0)
+    tasks = sorted(g for g in results["pre"]["by_group"] if "/" not in g)
+    assert list(acc) == ["ALL"] + tasks  # a run with several groups: one row each
+    for task, cells in acc.items():
+        for who, cell in zip(paper_table.NAMES, cells[1:]):
+            s = results[who] if task == "ALL" else results[who]["by_group"][task]
+            assert cell == f"{s['accuracy']:.3f}"
+    preds = [json.loads(line) for line in (tiny_run.out / "predictions_pre.jsonl").read_text().splitlines()]
+    no_answer = sum("Answer:" not in r["text"] for r in preds)
+    assert _rows(out, 1)["ALL"][1].startswith(f"{no_answer} (0 cut)")  # nothing reaches 999 tokens
+    c = results["atm"]["label_counts"]["ALL"]
+    assert _rows(out, 2)["ALL"][0] == f"{c['pre_only']} / {c['post_only']} / {c['both']} / {c['neither']}"
+
+
+def test_a_run_without_results_is_one_error_line(tmp_path):
+    with pytest.raises(SystemExit, match="^error: .*results.json not found"):
+        paper_table.main([str(tmp_path)])

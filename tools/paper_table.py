@@ -1,0 +1,129 @@
+"""A finished run's results in the shape of the paper's table, per task (group), as markdown:
+
+    python tools/paper_table.py out/ftcot-coin_flip [out/ftcot-multiarith ...] [--max_new_tokens 160]
+
+Three tables, one row per run (and per group, for a mixture):
+  1. test accuracy of pre / post / answer-only / ATM / oracle / random, and ATM's answer-first share;
+  2. new tokens per question of each student, and how often its answer never arrived: no "Answer:" within the
+     run's max_new_tokens (the cost of thinking first that accuracy alone hides), and outputs that start in
+     neither format;
+  3. the k-fold evidence (pre only / post only / both / neither right), the labels, and how often the perception
+     agrees with its labels and with the test-set oracle.
+Everything comes from the run's results.json and predictions_*.jsonl (train.py writes both at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from atm_min.answers import parse_output  # noqa: E402
+from atm_min.formats import group_levels  # noqa: E402
+
+STUDENTS = ("pre", "post", "answer", "atm")
+NAMES = {"pre": "pre", "post": "post", "answer": "answer-only", "atm": "ATM", "oracle": "oracle", "random": "random"}
+
+
+def read_run(out_dir: str) -> tuple[dict, dict]:
+    """(results.json, {student: its prediction rows}) of a finished run; a missing file is one clear error."""
+    path = os.path.join(out_dir, "results.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: is the run finished? (train.py writes it at the end)")
+    with open(path) as f:
+        results = json.load(f)
+    preds = {}
+    for s in STUDENTS:
+        p = os.path.join(out_dir, f"predictions_{s}.jsonl")
+        if os.path.exists(p):
+            with open(p) as f:
+                preds[s] = [json.loads(line) for line in f if line.strip()]
+    return results, preds
+
+
+def answer_format(rows: list[dict], max_new_tokens: int) -> dict:
+    """How many outputs never gave an answer ("Answer:" missing), how many of those ran out of tokens, and how many
+    start in neither format (not "Reasoning:", not "Answer:")."""
+    no_answer = [r for r in rows if parse_output(r["text"])[1] is None]
+    return dict(n=len(rows), no_answer=len(no_answer),
+                cut=sum(r["new_tokens"] >= max_new_tokens for r in no_answer),
+                no_format=sum(parse_output(r["text"])[0] is None for r in rows))
+
+
+def groups_of(results: dict) -> list[str]:
+    """ALL, then each top-level group when there are several (a mixture of tasks)."""
+    top = sorted({g for g in results.get("pre", {}).get("by_group", {}) if "/" not in g})
+    return ["ALL"] + (top if len(top) > 1 else [])
+
+
+def _in(row: dict, group: str) -> bool:
+    return group == "ALL" or group in group_levels(row.get("group"))
+
+
+def _stats(results: dict, who: str, group: str) -> dict | None:
+    r = results.get(who)
+    if r is None:
+        return None
+    return r if group == "ALL" else r.get("by_group", {}).get(group)
+
+
+def _acc(results, who, group) -> str:
+    s = _stats(results, who, group)
+    return "-" if s is None else f"{s['accuracy']:.3f}"
+
+
+def tables(runs: list[tuple[str, dict, dict]], max_new_tokens: int) -> str:
+    acc = ["| run | task | n | " + " | ".join(NAMES[k] for k in NAMES) + " | ATM answers first |",
+           "|---|---|---|" + "---|" * (len(NAMES) + 1)]
+    cost = ["| run | task | new tokens per question: pre / post / answer-only / ATM | no answer within "
+            f"{max_new_tokens} new tokens: pre / post / ATM | in neither format: pre / post / ATM |",
+            "|---|---|---|---|---|"]
+    ev = ["| run | task | k-fold: pre only / post only / both / neither | labels answer first | perception = "
+          "its labels | ATM's mode = test oracle's |", "|---|---|---|---|---|---|"]
+    for name, results, preds in runs:
+        for g in groups_of(results):
+            n = (_stats(results, "pre", g) or {}).get("n", "-")
+            atm = _stats(results, "atm", g)
+            share = "-" if atm is None else f"{atm['post_fraction']:.2f}"
+            acc.append(f"| {name} | {g} | {n} | " + " | ".join(_acc(results, k, g) for k in NAMES) + f" | {share} |")
+            toks = " / ".join("-" if _stats(results, s, g) is None else f"{_stats(results, s, g)['avg_new_tokens']:.1f}"
+                              for s in STUDENTS)
+            fmt = {s: answer_format([r for r in preds[s] if _in(r, g)], max_new_tokens) for s in preds}
+            late = " / ".join(f"{fmt[s]['no_answer']} ({fmt[s]['cut']} cut)" if s in fmt else "-"
+                              for s in ("pre", "post", "atm"))
+            neither = " / ".join(str(fmt[s]["no_format"]) if s in fmt else "-" for s in ("pre", "post", "atm"))
+            cost.append(f"| {name} | {g} | {toks} | {late} | {neither} |")
+            c = ((results.get("atm") or {}).get("label_counts") or {}).get(g)
+            counts = "-" if c is None else f"{c['pre_only']} / {c['post_only']} / {c['both']} / {c['neither']}"
+            labels = "-" if c is None else f"{c['label_post']} of {c['n']}"
+            agree = [(results.get("atm") or {}).get(k) for k in ("label_agreement", "test_oracle_agreement")]
+            agree = ["-" if a is None or g != "ALL" else f"{a:.3f}" for a in agree]  # results.json: the whole run
+            ev.append(f"| {name} | {g} | {counts} | {labels} | {agree[0]} | {agree[1]} |")
+    return "\n".join(acc) + "\n\n" + "\n".join(cost) + "\n\n" + "\n".join(ev)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out_dirs", nargs="+", help="finished runs' out_dir folders")
+    p.add_argument("--max_new_tokens", type=int, default=160, help="the runs' max_new_tokens (a cut answer used "
+                                                                   "them all)")
+    a = p.parse_args(argv)
+    runs = []
+    for out in a.out_dirs:
+        try:
+            results, preds = read_run(out)
+        except (OSError, ValueError, KeyError) as e:
+            sys.exit(f"error: {e}")
+        runs.append((os.path.basename(os.path.normpath(out)), results, preds))
+    try:
+        print(tables(runs, a.max_new_tokens))
+    except (KeyError, TypeError) as e:
+        sys.exit(f"error: a results.json without the field {e}: written by another version of train.py?")
+
+
+if __name__ == "__main__":
+    main()

@@ -49,7 +49,9 @@ def test_sample_and_trace_rebuild_the_llama_student(llama_run, capsys):
     assert "Q: Is 74 even?" in capsys.readouterr().out
     assert sample.cli(["--out_dir", str(llama_run.out), "--question", "Is 74 even?", "--trace",
                        "--max_new_tokens", "8"]) == 0
-    assert "hf:" in capsys.readouterr().out  # the trace names the tokenizer it encoded with
+    out = capsys.readouterr().out
+    assert "hf:" in out  # the trace names the tokenizer it encoded with
+    assert "[atm_min/students/llama.py Llama.forward]" in out and "GPT" not in out  # and the student's own code
 
 
 def test_resume_reuses_the_finished_llama_run(llama_run, tmp_path, capsys):

@@ -108,7 +108,8 @@ def trace_question(student, perception, tok, question: str, device="cpu", modes=
     prompt_ids = tok.encode(prompt)
     t = dict(question=normalize_ws(question), prompt=prompt, prompt_ids=prompt_ids,
              prompt_pieces=[piece(tok, i) for i in prompt_ids], perception=perception is not None,
-             tokenizer=tok.name, routing=routing)
+             tokenizer=tok.name, routing=routing,
+             student=f"{type(student).__module__.replace('.', '/')}.py {type(student).__name__}")
     wte = student.get_input_embeddings().weight.float()
     vocab_norms = wte.norm(dim=-1)  # (V,)
     t["wte_norm_median"] = vocab_norms.median().item()
@@ -141,8 +142,10 @@ def trace_question(student, perception, tok, question: str, device="cpu", modes=
 
 # ------------------------------------------------------------------------------------------------------ printing
 
-def _header(n: int, stage: str) -> str:
-    return f"\n== {n}. {stage}  [{STAGES[stage]}]"
+def _header(n: int, stage: str, student: str = "atm_min/model.py GPT") -> str:
+    # the student's own file and class (GPT, or the Llama student): where its forward and generate are
+    where = STAGES[stage].replace("atm_min/model.py GPT", student).replace("GPT.", student.split()[-1] + ".")
+    return f"\n== {n}. {stage}  [{where}]"
 
 
 def _strip(weights, widths) -> str:
@@ -160,7 +163,7 @@ def format_trace(t: dict) -> str:
     def stage(name):
         nonlocal n
         n += 1
-        lines.append(_header(n, name))
+        lines.append(_header(n, name, t.get("student", "atm_min/model.py GPT")))
 
     stage("prompt")
     lines.append(f"  text:   {t['prompt']!r}")
@@ -194,7 +197,7 @@ def format_trace(t: dict) -> str:
         norms = ", ".join(f"{x:.2f}" for x in t["prefix_norms"])
         lines.append(f"  {len(t['prefix_norms'])} vectors placed before the prompt; their norms: {norms}" if norms
                      else "  none: this perception writes no soft prompt (routing='hard'), it only classifies")
-        lines.append(f"  token embeddings (wte rows) for scale: median over the vocabulary "
+        lines.append(f"  token embeddings (rows of get_input_embeddings()) for scale: median over the vocabulary "
                      f"{t['wte_norm_median']:.2f}, mean over this prompt {t['prompt_wte_norm_mean']:.2f}")
 
         stage("p(answer first)")

@@ -46,9 +46,10 @@ SHADES = " .:-=+*#%@"  # heat-strip levels, weakest to strongest
 
 
 def piece(tok, i: int) -> str:
-    """The text of one token id ("<|endoftext|>" for EOT). A byte of a multi-byte character shows as U+FFFD."""
-    if i == tok.eot_id:
-        return "<|endoftext|>"
+    """The text of one token id (the stop token by its name). A byte of a multi-byte character shows as U+FFFD."""
+    if i == tok.eot_id:  # the stop token as its tokenizer names it (GPT-2's <|endoftext|>, SmolLM2's <|im_end|>)
+        backend = getattr(tok, "backend", None)  # a Hugging Face tokenizer (machinery/hf_tokenizer.py)
+        return backend.id_to_token(i) if backend is not None else "<|endoftext|>"
     return tok.enc.decode_single_token_bytes(i).decode("utf-8", errors="replace")
 
 

@@ -36,6 +36,8 @@ def test_every_exercise_has_a_command_and_a_measured_outcome():
     text = DOC.read_text()
     parts = re.split(r"\n## Exercise \d+", text)[1:]
     assert len(parts) >= 6
-    for part in parts[:-1]:  # the last one re-reads the runs of the others
+    for part in parts:
+        if "(no new runs)" in part.splitlines()[0]:  # it re-reads the runs of the others
+            continue
         assert "Measured outcome" in part and re.search(r"\*\*Commands?", part)
         assert "2-core" in part.split("Measured outcome")[1]  # the outcome names its machine

@@ -40,3 +40,16 @@ def test_tables_hold_the_runs_numbers(tiny_run, capsys):
 def test_a_run_without_results_is_one_error_line(tmp_path):
     with pytest.raises(SystemExit, match="^error: .*results.json not found"):
         paper_table.main([str(tmp_path)])
+
+
+def test_a_run_without_baselines_has_its_atm_row(tmp_path, capsys):
+    """--baselines=false (e.g. a label rule tried on reused evidence): only ATM's numbers, the rest '-'."""
+    from atm_min.evaluate import summarize
+    rows = [dict(id=str(i), group=g, text="Answer: yes\n", correct=i % 2 == 0, mode="post", new_tokens=4, p_post=0.9)
+            for i, g in enumerate(["a", "a", "b", "b"])]
+    (tmp_path / "results.json").write_text(json.dumps({"atm": summarize(rows, 1.0)}))
+    (tmp_path / "predictions_atm.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    paper_table.main([str(tmp_path)])
+    acc = _rows(capsys.readouterr().out, 0)
+    assert list(acc) == ["ALL", "a", "b"] and acc["ALL"][0] == "4" and acc["ALL"][1] == "-"
+    assert acc["ALL"][4] == "0.500" and acc["a"][-1] == "1.00"  # ATM's accuracy and answer-first share

@@ -56,7 +56,8 @@ def answer_format(rows: list[dict], max_new_tokens: int) -> dict:
 
 def groups_of(results: dict) -> list[str]:
     """ALL, then each top-level group when there are several (a mixture of tasks)."""
-    top = sorted({g for g in results.get("pre", {}).get("by_group", {}) if "/" not in g})
+    first = results.get("pre") or results.get("atm") or {}  # a run without baselines has only ATM's
+    top = sorted({g for g in first.get("by_group", {}) if "/" not in g})
     return ["ALL"] + (top if len(top) > 1 else [])
 
 
@@ -86,7 +87,7 @@ def tables(runs: list[tuple[str, dict, dict]], max_new_tokens: int) -> str:
           "its labels | ATM's mode = test oracle's |", "|---|---|---|---|---|---|"]
     for name, results, preds in runs:
         for g in groups_of(results):
-            n = (_stats(results, "pre", g) or {}).get("n", "-")
+            n = (_stats(results, "pre", g) or _stats(results, "atm", g) or {}).get("n", "-")
             atm = _stats(results, "atm", g)
             share = "-" if atm is None else f"{atm['post_fraction']:.2f}"
             acc.append(f"| {name} | {g} | {n} | " + " | ".join(_acc(results, k, g) for k in NAMES) + f" | {share} |")

@@ -15,7 +15,6 @@ Everything comes from the run's results.json and predictions_*.jsonl (train.py w
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -24,34 +23,20 @@ sys.path.insert(0, ROOT)
 
 from atm_min.answers import parse_output  # noqa: E402
 from atm_min.formats import group_levels  # noqa: E402
+from atm_min.machinery.errors import ProjectError  # noqa: E402
+from atm_min.machinery.report import read_predictions, read_results  # noqa: E402
 
 STUDENTS = ("pre", "post", "answer", "atm")
 NAMES = {"pre": "pre", "post": "post", "answer": "answer-only", "atm": "ATM", "oracle": "oracle", "random": "random"}
 
 
-def read_run(out_dir: str) -> tuple[dict, dict]:
-    """(results.json, {student: its prediction rows}) of a finished run; a missing file is one clear error."""
-    path = os.path.join(out_dir, "results.json")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: is the run finished? (train.py writes it at the end)")
-    with open(path) as f:
-        results = json.load(f)
-    preds = {}
-    for s in STUDENTS:
-        p = os.path.join(out_dir, f"predictions_{s}.jsonl")
-        if os.path.exists(p):
-            with open(p) as f:
-                preds[s] = [json.loads(line) for line in f if line.strip()]
-    return results, preds
-
-
 def answer_format(rows: list[dict], max_new_tokens: int) -> dict:
     """How many outputs never gave an answer ("Answer:" missing), how many of those ran out of tokens, and how many
     start in neither format (not "Reasoning:", not "Answer:")."""
-    no_answer = [r for r in rows if parse_output(r["text"])[1] is None]
-    return dict(n=len(rows), no_answer=len(no_answer),
-                cut=sum(r["new_tokens"] >= max_new_tokens for r in no_answer),
-                no_format=sum(parse_output(r["text"])[0] is None for r in rows))
+    parsed = [(r, parse_output(r["text"])) for r in rows]  # (row, (mode, answer, rationale))
+    no_answer = [r for r, (_, answer, _) in parsed if answer is None]
+    return dict(no_answer=len(no_answer), cut=sum(r["new_tokens"] >= max_new_tokens for r in no_answer),
+                no_format=sum(mode is None for _, (mode, _, _) in parsed))
 
 
 def groups_of(results: dict) -> list[str]:
@@ -115,9 +100,9 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     runs = []
     for out in a.out_dirs:
-        try:
-            results, preds = read_run(out)
-        except (OSError, ValueError, KeyError) as e:
+        try:  # the plot command's readers: the same checks and messages
+            results, preds = read_results(out), read_predictions(out, STUDENTS)
+        except (ProjectError, OSError) as e:
             sys.exit(f"error: {e}")
         runs.append((os.path.basename(os.path.normpath(out)), results, preds))
     try:

@@ -126,7 +126,8 @@ def test_trace_prints_every_stage_in_order(atm_run, capsys):
     out = ask(capsys, "--out_dir", atm_run, "--question", Q, "--trace")
     headers = re.findall(r"^== \d+\. (.+?)  \[(.+)\]$", out, re.M)
     assert [h for h, _ in headers] == list(STAGES)
-    assert all(where == STAGES[h] and ".py " in where for h, where in headers)  # each names its file and function
+    gpt = dict(file="atm_min/model.py", cls="GPT")  # the student's stages name its own file and class
+    assert all(where == STAGES[h].format(**gpt) and ".py " in where for h, where in headers)  # each: file, function
     assert "'Q: Is 74 even?\\n'" in out
     assert re.search(r"^  query 0 ", out, re.M) and re.search(r"^  query 1 ", out, re.M)  # n_prefix=2
     assert "with soft prompt" in out and "without soft prompt" in out

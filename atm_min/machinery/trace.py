@@ -36,8 +36,8 @@ STAGES = {  # stage -> where it happens (printed in each stage's header)
     "attention": "atm_min/perception.py CrossAttention.forward (Perception.forward(..., return_att=True))",
     "soft prompt": "atm_min/perception.py Perception.forward (write_prompt), perceive",
     "p(answer first)": "atm_min/perception.py Perception.forward (mode_head)",
-    "first words": "atm_min/model.py GPT.forward",
-    "generation": "atm_min/model.py GPT.generate (KV cache), then GPT.forward for each token's probability",
+    "first words": "{file} {cls}.forward",  # the student's own file and class: GPT, or the Llama student
+    "generation": "{file} {cls}.generate (KV cache), then {cls}.forward for each token's probability",
     "answer": "atm_min/answers.py parse_output",
 }
 PERCEPTION_STAGES = ("features", "attention", "soft prompt", "p(answer first)")
@@ -110,7 +110,7 @@ def trace_question(student, perception, tok, question: str, device="cpu", modes=
     t = dict(question=normalize_ws(question), prompt=prompt, prompt_ids=prompt_ids,
              prompt_pieces=[piece(tok, i) for i in prompt_ids], perception=perception is not None,
              tokenizer=tok.name, routing=routing,
-             student=f"{type(student).__module__.replace('.', '/')}.py {type(student).__name__}")
+             file=type(student).__module__.replace(".", "/") + ".py", cls=type(student).__name__)
     wte = student.get_input_embeddings().weight.float()
     vocab_norms = wte.norm(dim=-1)  # (V,)
     t["wte_norm_median"] = vocab_norms.median().item()
@@ -143,10 +143,8 @@ def trace_question(student, perception, tok, question: str, device="cpu", modes=
 
 # ------------------------------------------------------------------------------------------------------ printing
 
-def _header(n: int, stage: str, student: str = "atm_min/model.py GPT") -> str:
-    # the student's own file and class (GPT, or the Llama student): where its forward and generate are
-    where = STAGES[stage].replace("atm_min/model.py GPT", student).replace("GPT.", student.split()[-1] + ".")
-    return f"\n== {n}. {stage}  [{where}]"
+def _header(n: int, stage: str, file: str = "atm_min/model.py", cls: str = "GPT") -> str:
+    return f"\n== {n}. {stage}  [{STAGES[stage].format(file=file, cls=cls)}]"
 
 
 def _strip(weights, widths) -> str:
@@ -164,7 +162,7 @@ def format_trace(t: dict) -> str:
     def stage(name):
         nonlocal n
         n += 1
-        lines.append(_header(n, name, t.get("student", "atm_min/model.py GPT")))
+        lines.append(_header(n, name, t.get("file", "atm_min/model.py"), t.get("cls", "GPT")))
 
     stage("prompt")
     lines.append(f"  text:   {t['prompt']!r}")

@@ -52,6 +52,8 @@ def test_sample_and_trace_rebuild_the_llama_student(llama_run, capsys):
     out = capsys.readouterr().out
     assert "hf:" in out  # the trace names the tokenizer it encoded with
     assert "[atm_min/students/llama.py Llama.forward]" in out and "GPT" not in out  # and the student's own code
+    assert "atm_min/machinery/hf_tokenizer.py HFTokenizer.encode]" in out  # and the tokenizer's
+    assert "atm_min/tokenizer.py" not in out
     from atm_min.machinery.trace import piece
     assert piece(tok, tok.eot_id) == "<|im_end|>"  # the trace calls the stop token by its own name
 

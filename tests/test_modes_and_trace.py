@@ -126,7 +126,8 @@ def test_trace_prints_every_stage_in_order(atm_run, capsys):
     out = ask(capsys, "--out_dir", atm_run, "--question", Q, "--trace")
     headers = re.findall(r"^== \d+\. (.+?)  \[(.+)\]$", out, re.M)
     assert [h for h, _ in headers] == list(STAGES)
-    gpt = dict(file="atm_min/model.py", cls="GPT")  # the student's stages name its own file and class
+    gpt = dict(file="atm_min/model.py", cls="GPT",  # the student's stages name its own file and class,
+               tok_file="atm_min/tokenizer.py", tok_cls="Tokenizer")  # the prompt stage its tokenizer's
     assert all(where == STAGES[h].format(**gpt) and ".py " in where for h, where in headers)  # each: file, function
     assert "'Q: Is 74 even?\\n'" in out
     assert re.search(r"^  query 0 ", out, re.M) and re.search(r"^  query 1 ", out, re.M)  # n_prefix=2

@@ -31,7 +31,7 @@ from ..formats import MODE_MARKS, format_prompt, normalize_ws
 from ..perception import perceive
 
 STAGES = {  # stage -> where it happens (printed in each stage's header)
-    "prompt": "atm_min/formats.py format_prompt, atm_min/tokenizer.py Tokenizer.encode",
+    "prompt": "atm_min/formats.py format_prompt, {tok_file} {tok_cls}.encode",  # the tokenizer's own code
     "features": "atm_min/batches.py question_inputs, atm_min/perception.py question_features",
     "attention": "atm_min/perception.py CrossAttention.forward (Perception.forward(..., return_att=True))",
     "soft prompt": "atm_min/perception.py Perception.forward (write_prompt), perceive",
@@ -51,6 +51,11 @@ def piece(tok, i: int) -> str:
         backend = getattr(tok, "backend", None)  # a Hugging Face tokenizer (machinery/hf_tokenizer.py)
         return backend.id_to_token(i) if backend is not None else "<|endoftext|>"
     return tok.enc.decode_single_token_bytes(i).decode("utf-8", errors="replace")
+
+
+def _source(obj) -> str:
+    """The repo file that defines obj's class (atm_min/model.py for GPT): what the stage headers name."""
+    return type(obj).__module__.replace(".", "/") + ".py"
 
 
 def _show(text: str) -> str:
@@ -110,7 +115,7 @@ def trace_question(student, perception, tok, question: str, device="cpu", modes=
     t = dict(question=normalize_ws(question), prompt=prompt, prompt_ids=prompt_ids,
              prompt_pieces=[piece(tok, i) for i in prompt_ids], perception=perception is not None,
              tokenizer=tok.name, routing=routing,
-             file=type(student).__module__.replace(".", "/") + ".py", cls=type(student).__name__)
+             file=_source(student), cls=type(student).__name__, tok_file=_source(tok), tok_cls=type(tok).__name__)
     wte = student.get_input_embeddings().weight.float()
     vocab_norms = wte.norm(dim=-1)  # (V,)
     t["wte_norm_median"] = vocab_norms.median().item()
@@ -143,8 +148,9 @@ def trace_question(student, perception, tok, question: str, device="cpu", modes=
 
 # ------------------------------------------------------------------------------------------------------ printing
 
-def _header(n: int, stage: str, file: str = "atm_min/model.py", cls: str = "GPT") -> str:
-    return f"\n== {n}. {stage}  [{STAGES[stage].format(file=file, cls=cls)}]"
+def _header(n: int, stage: str, t: dict) -> str:
+    """t: trace_question's dict, which names the student's and the tokenizer's file and class."""
+    return f"\n== {n}. {stage}  [{STAGES[stage].format(**t)}]"
 
 
 def _strip(weights, widths) -> str:
@@ -162,7 +168,7 @@ def format_trace(t: dict) -> str:
     def stage(name):
         nonlocal n
         n += 1
-        lines.append(_header(n, name, t.get("file", "atm_min/model.py"), t.get("cls", "GPT")))
+        lines.append(_header(n, name, t))
 
     stage("prompt")
     lines.append(f"  text:   {t['prompt']!r}")

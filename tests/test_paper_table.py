@@ -53,3 +53,26 @@ def test_a_run_without_baselines_has_its_atm_row(tmp_path, capsys):
     acc = _rows(capsys.readouterr().out, 0)
     assert list(acc) == ["ALL", "a", "b"] and acc["ALL"][0] == "4" and acc["ALL"][1] == "-"
     assert acc["ALL"][4] == "0.500" and acc["a"][-1] == "1.00"  # ATM's accuracy and answer-first share
+
+
+def test_seeds_table_gives_mean_and_range(tmp_path, capsys):
+    """--seeds: each accuracy's mean and lowest-highest over the runs, per task."""
+    from atm_min.evaluate import summarize
+    outs = []
+    for k, right in enumerate([(1, 1, 0, 0), (1, 1, 1, 0)]):  # ATM right on 2 of 4, then 3 of 4
+        rows = [dict(id=str(i), group=g, text="Answer: yes\n", correct=bool(c), mode="post", new_tokens=4, p_post=0.9)
+                for i, (g, c) in enumerate(zip(["a", "a", "b", "b"], right))]
+        out = tmp_path / f"s{k}"
+        out.mkdir()
+        (out / "results.json").write_text(json.dumps({"atm": summarize(rows, 1.0)}))
+        (out / "predictions_atm.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        outs.append(str(out))
+    paper_table.main(outs)
+    assert len(capsys.readouterr().out.strip().split("\n\n")) == 3  # without --seeds: no spread table
+    paper_table.main(["--seeds", *outs])
+    lines = capsys.readouterr().out.strip().split("\n\n")[3].splitlines()[2:]  # this table has no run column
+    spread = {cells[0]: cells[1:] for cells in ([c.strip() for c in ln.strip("|").split("|")] for ln in lines)}
+    assert list(spread) == ["ALL", "a", "b"]
+    assert spread["ALL"][0] == "2" and spread["ALL"][4] == "0.625 (0.500-0.750)"  # ATM: 2/4 and 3/4
+    assert spread["a"][4] == "1.000 (1.000-1.000)" and spread["b"][4] == "0.250 (0.000-0.500)"
+    assert spread["ALL"][1] == "-"  # no pre baseline in these runs

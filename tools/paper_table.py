@@ -1,6 +1,7 @@
 """A finished run's results in the shape of the paper's table, per task (group), as markdown:
 
     python tools/paper_table.py out/ftcot-coin_flip [out/ftcot-multiarith ...] [--max_new_tokens 160]
+    python tools/paper_table.py --seeds out/ftcot-coin_flip out/ftcot-coin_flip-s1   # one setup, several seeds
 
 Three tables, one row per run (and per group, for a mixture):
   1. test accuracy of pre / post / answer-only / ATM / oracle / random, and ATM's answer-first share;
@@ -9,6 +10,8 @@ Three tables, one row per run (and per group, for a mixture):
      neither format;
   3. the k-fold evidence (pre only / post only / both / neither right), the labels, and how often the perception
      agrees with its labels and with the test-set oracle.
+With --seeds the runs are one setup trained with different seeds, and a fourth table gives each accuracy's mean
+and its range (lowest-highest) over them, per task: the spread a single-seed table hides.
 Everything comes from the run's results.json and predictions_*.jsonl (train.py writes both at the end).
 """
 
@@ -92,11 +95,27 @@ def tables(runs: list[tuple[str, dict, dict]], max_new_tokens: int) -> str:
     return "\n".join(acc) + "\n\n" + "\n".join(cost) + "\n\n" + "\n".join(ev)
 
 
+def spread(runs: list[tuple[str, dict, dict]]) -> str:
+    """Mean and range (lowest-highest) of each accuracy and of ATM's answer-first share over the runs, per task."""
+    head = ["| task | runs | " + " | ".join(NAMES[k] for k in NAMES) + " | ATM answers first |",
+            "|---|---|" + "---|" * (len(NAMES) + 1)]
+    for g in groups_of(runs[0][1]):
+        cells = []
+        for who, key in [(k, "accuracy") for k in NAMES] + [("atm", "post_fraction")]:
+            xs = [_stats(results, who, g) for _, results, _ in runs]
+            xs = [x[key] for x in xs if x is not None]
+            cells.append("-" if not xs else f"{sum(xs) / len(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})")
+        head.append(f"| {g} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(head)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out_dirs", nargs="+", help="finished runs' out_dir folders")
     p.add_argument("--max_new_tokens", type=int, default=160, help="the runs' max_new_tokens (a cut answer used "
                                                                    "them all)")
+    p.add_argument("--seeds", action="store_true", help="the runs are one setup with different seeds: add the "
+                                                        "mean and range of each accuracy over them")
     a = p.parse_args(argv)
     runs = []
     for out in a.out_dirs:
@@ -106,7 +125,7 @@ def main(argv=None) -> None:
             sys.exit(f"error: {e}")
         runs.append((os.path.basename(os.path.normpath(out)), results, preds))
     try:
-        print(tables(runs, a.max_new_tokens))
+        print(tables(runs, a.max_new_tokens) + ("\n\n" + spread(runs) if a.seeds else ""))
     except (KeyError, TypeError) as e:
         sys.exit(f"error: a results.json without the field {e}: written by another version of train.py?")
 

@@ -101,32 +101,32 @@ class Students:
     job and returns its Future; jobs go to the pool only as workers come free, so a job started with
     first=True (the ATM student, the longest, which waits for the labels) goes to the front of the queue
     rather than training alone at the end. A fold student whose evidence is cached (out_dir/folds/*.json from
-    an earlier --resume'd run, or --evidence_from's) is not trained again. work(cfg, job, train, test, rt, tok,
+    an earlier --resume'd run, or --evidence_from's) is not trained again. work(cfg, job, train, test, runtime, tok,
     show) trains a job's student and returns its result; it must be picklable to run in a worker process."""
 
-    def __init__(self, cfg, rt, tok, train, test, work, jobs: list[Job]):
-        self.cfg, self.rt, self.tok, self.train, self.test, self.work = cfg, rt, tok, train, test, work
+    def __init__(self, cfg, runtime, tok, train, test, work, jobs: list[Job]):
+        self.cfg, self.runtime, self.tok, self.train, self.test, self.work = cfg, runtime, tok, train, test, work
         self.results, self.queued, self.folds_cached, self.started = {}, [], 0, time.time()
         folds = [j for j in jobs if j.held_out is not None]
         for job in folds:  # a resumed run reuses the evidence of finished fold students
             cached = read_cached(cfg, job)
             if cached is not None:
                 self.results[job.name] = cached
-                if rt.master:
+                if runtime.master:
                     print(f"{job.name}: evidence cached in "
                           f"{os.path.join(cfg.evidence_from, 'folds') if cfg.evidence_from else job.cache}")
         n_jobs = sum(j.name not in self.results for j in jobs)
-        self.workers, threads = plan_workers(cfg.workers, n_jobs, rt.device, rt.world)
+        self.workers, threads = plan_workers(cfg.workers, n_jobs, runtime.device, runtime.world)
         if folds:
             fold_dir = os.path.dirname(folds[0].cache)
             os.makedirs(fold_dir, exist_ok=True)
-            for name in os.listdir(fold_dir) if rt.master else []:  # what a killed run was writing: never complete
+            for name in os.listdir(fold_dir) if runtime.master else []:  # what a killed run was writing: never complete
                 if name.endswith(".tmp"):
                     os.remove(os.path.join(fold_dir, name))
-        if rt.master:
+        if runtime.master:
             print(f"training {n_jobs} student{'s' * (n_jobs != 1)}" + (
                 f", {self.workers} at a time ({threads} thread{'s' * (threads > 1)} each)" if self.workers > 1 else ""))
-        self.job_cfg = dataclasses.replace(cfg, device=rt.device, num_threads=threads or cfg.num_threads)
+        self.job_cfg = dataclasses.replace(cfg, device=runtime.device, num_threads=threads or cfg.num_threads)
         self.runner = JobRunner(self.workers, threads)
 
     def start(self, job: Job, first: bool = False) -> Future:
@@ -145,7 +145,7 @@ class Students:
             if self.workers > 1:
                 self.runner.submit(job.name, self.work, self.job_cfg, job, self.train, self.test, None, None, False)
             else:
-                self.runner.submit(job.name, self.work, self.cfg, job, self.train, self.test, self.rt, self.tok)
+                self.runner.submit(job.name, self.work, self.cfg, job, self.train, self.test, self.runtime, self.tok)
                 self._finished(*self.runner.next_finished())  # it ran here, now
 
     def step(self):
@@ -165,10 +165,10 @@ class Students:
         if name.startswith("fold"):
             self.folds_cached += 1
             _test_hook_fold_cached(self.folds_cached)
-            if self.rt.master:
+            if self.runtime.master:
                 print(f"{name}: right on {sum(out['correct'])}/{len(out['correct'])} held-out questions "
                       f"({time.time() - self.started:.0f} s)")
-        elif self.rt.master:
+        elif self.runtime.master:
             print(f"{name}: accuracy {out['summary']['accuracy']:.3f} on the test set "
                   f"({time.time() - self.started:.0f} s)")
 

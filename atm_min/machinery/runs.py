@@ -35,7 +35,7 @@ def build_student(cfg, vocab_size: int) -> GPT:
     return load_student(cfg.init_from, dropout=cfg.dropout, attn_impl=cfg.attn_impl, block_size=cfg.block_size)
 
 
-def train_run(cfg: TrainConfig, rt, tok, examples, modes, ckpt_path: str, atm: bool = False,
+def train_run(cfg: TrainConfig, runtime, tok, examples, modes, ckpt_path: str, atm: bool = False,
               iters: int | None = None, seed: int = 0, desc: str = "train", on_step=None, show: bool = True):
     """Train one student (plus the perception module if atm) on `examples`, formatted in `modes`, for `iters`
     optimiser steps. Resumes from ckpt_path when cfg.resume and it exists; returns (student, perception).
@@ -43,46 +43,47 @@ def train_run(cfg: TrainConfig, rt, tok, examples, modes, ckpt_path: str, atm: b
     process or another). on_step(it) is called after each step (tests use it to simulate a crash); show=False
     keeps the progress off the screen (worker processes), the log.jsonl records are written either way."""
     iters = iters or cfg.max_iters
-    ck = load_checkpoint(ckpt_path, map_location=rt.device) if cfg.resume and os.path.exists(ckpt_path) else None
+    ck = load_checkpoint(ckpt_path, map_location=runtime.device) if cfg.resume and os.path.exists(ckpt_path) else None
     if ck is not None:
         check_same_model(cfg, ck, ckpt_path)  # before building: init_from may name weights to download
     torch.manual_seed(seed)
     router = atm and cfg.decider == "router"  # no student of its own: its specialists are the baselines
     learner = build_learner(cfg, None if router else build_student(cfg, tok.vocab_size), atm,
-                            tok.vocab_size).to(rt.device)
+                            tok.vocab_size).to(runtime.device)
     student, perception = learner.student, learner.perception
     if student is not None and perception is not None and cfg.freeze_student:
         student.requires_grad_(False)
-    optimizer = make_optimizer(cfg, learner, rt.device)
+    optimizer = make_optimizer(cfg, learner, runtime.device)
     items = encode_items(tok, examples, modes)
 
     start = 0
     if ck is not None:
         load_learner_state(learner, ck["learner"], ckpt_path)  # another model's checkpoint: a CheckpointError
         optimizer.load_state_dict(ck["optimizer"])
-        if rt.scaler is not None and "scaler" in ck:  # float16: the loss scale and its growth counter
-            rt.scaler.load_state_dict(ck["scaler"])
+        if runtime.scaler is not None and "scaler" in ck:  # float16: the loss scale and its growth counter
+            runtime.scaler.load_state_dict(ck["scaler"])
         set_rng_state(ck["rng"])
         start = ck["iter"]
-        if rt.master:
+        if runtime.master:
             print(f"{desc}: resumed from {ckpt_path} at step {start}/{iters}")
     state = {"it": start, "last_save": time.time(), "t0": time.time(), "tokens": 0}
 
     def save(done: bool):
-        if rt.master:
+        if runtime.master:
             save_checkpoint(ckpt_path, {
                 "learner": learner.state_dict(), "optimizer": optimizer.state_dict(), "iter": state["it"],
                 "done": done, "config": config_to_dict(cfg),
                 "model_args": student.config.__dict__ if student is not None else {"vocab_size": tok.vocab_size},
                 "tokenizer": tok.name, "atm": atm, "rng": rng_state(),
-                **({"scaler": rt.scaler.state_dict()} if rt.scaler is not None else {})})
+                **({"scaler": runtime.scaler.state_dict()} if runtime.scaler is not None else {})})
 
     model = learner
     if cfg.compile:
         model = torch.compile(model)
-    if rt.world > 1:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[rt.device] if "cuda" in rt.device else None)
-    progress = Progress(desc, iters, initial=start, enabled=rt.master,
+    if runtime.world > 1:
+        device_ids = [runtime.device] if "cuda" in runtime.device else None
+        model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    progress = Progress(desc, iters, initial=start, enabled=runtime.master,
                         log_path=os.path.join(cfg.out_dir, "log.jsonl"), show=show)
 
     def step_done(it, lr, lm_loss, aux, tokens):  # the loop's hook: progress, log, timed saves, the test hook
@@ -100,7 +101,7 @@ def train_run(cfg: TrainConfig, rt, tok, examples, modes, ckpt_path: str, atm: b
             on_step(it)
 
     try:
-        train(learner, optimizer, items, cfg, rt, iters, seed, start=start, model=model, on_step=step_done)
+        train(learner, optimizer, items, cfg, runtime, iters, seed, start=start, model=model, on_step=step_done)
     except KeyboardInterrupt:
         save(done=False)
         progress.close()
@@ -151,12 +152,12 @@ def check_same_model(cfg: TrainConfig, ck: dict, ckpt_path: str) -> None:
                               f"settings it was trained with, another --out_dir, or drop --resume to train afresh")
 
 
-def load_finished(cfg: TrainConfig, rt, tok, ckpt_path: str, iters: int | None = None):
+def load_finished(cfg: TrainConfig, runtime, tok, ckpt_path: str, iters: int | None = None):
     """(student, perception) from a finished run's checkpoint, or None if there is none to reuse. A finished run
     of another model or budget (iters steps, BUDGET_KEYS) is a CheckpointError."""
     if not (cfg.resume and os.path.exists(ckpt_path)):
         return None
-    ck = load_checkpoint(ckpt_path, map_location=rt.device)
+    ck = load_checkpoint(ckpt_path, map_location=runtime.device)
     if not ck.get("done"):
         return None
     check_same_model(cfg, ck, ckpt_path)
@@ -167,7 +168,7 @@ def load_finished(cfg: TrainConfig, rt, tok, ckpt_path: str, iters: int | None =
         raise CheckpointError(f"{ckpt_path} is a finished run with another training budget ({'; '.join(changed)}): "
                               f"use the settings it was trained with, another --out_dir, or drop --resume to train "
                               f"again")
-    learner = learner_from_checkpoint(ck, saved_config(ck), ckpt_path).to(rt.device)  # the model that was saved
+    learner = learner_from_checkpoint(ck, saved_config(ck), ckpt_path).to(runtime.device)  # the model that was saved
     return learner.student, learner.perception
 
 
@@ -177,7 +178,7 @@ def finished_student(path: str, device):
     return learner_from_checkpoint(ck, saved_config(ck), path).student.to(device)
 
 
-def reference_baselines(cfg, rt, tok, test):
+def reference_baselines(cfg, runtime, tok, test):
     """(pre records, post records, the post student's p(gold answer)) of the test set, from the pre and post
     baselines of cfg.evidence_from's run, for the test-set oracle label of a run that trains no baselines; None
     when that run has none (or answered another test set)."""
@@ -191,19 +192,19 @@ def reference_baselines(cfg, rt, tok, test):
             records.append([json.loads(line) for line in f if line.strip()])
     if any([r["id"] for r in recs] != [ex.id for ex in test] for recs in records):
         return None
-    p_gold = answer_first_confidence(finished_student(paths[2], rt.device), tok, test, rt.device,
-                                     cfg.eval_batch_size, ctx=rt.ctx)
+    p_gold = answer_first_confidence(finished_student(paths[2], runtime.device), tok, test, runtime.device,
+                                     cfg.eval_batch_size, ctx=runtime.ctx)
     return records[0], records[1], p_gold
 
 
-def test_oracle_labels(cfg, rt, tok, test, evals: dict) -> list[str] | None:
+def test_oracle_labels(cfg, runtime, tok, test, evals: dict) -> list[str] | None:
     """The test-set oracle label of each test question: the run's label rule applied to the pre and post
     baselines' test answers (evals, or --evidence_from's run when this one trains none: reference_baselines);
     for label_rule "pass_rate" confident_post's (labels.label), as sampled pass rates exist for training
     questions only.
     None when there are no baselines to read."""
     base = (evals["pre"]["records"], evals["post"]["records"], evals["post"]["p_gold"]) \
-        if "pre" in evals and "post" in evals else reference_baselines(cfg, rt, tok, test)
+        if "pre" in evals and "post" in evals else reference_baselines(cfg, runtime, tok, test)
     if base is None:
         return None
     rule = labeller(cfg) if cfg.label_rule != "pass_rate" else \
@@ -211,11 +212,11 @@ def test_oracle_labels(cfg, rt, tok, test, evals: dict) -> list[str] | None:
     return [rule(dict(pre_ok=a["correct"], post_ok=b["correct"], p_gold=c)) for a, b, c in zip(*base)]
 
 
-def trained(cfg, rt, tok, examples, modes, ckpt_path, **kw):
+def trained(cfg, runtime, tok, examples, modes, ckpt_path, **kw):
     """A finished student from ckpt_path if --resume found one, else a training run."""
-    done = load_finished(cfg, rt, tok, ckpt_path, kw.get("iters"))
+    done = load_finished(cfg, runtime, tok, ckpt_path, kw.get("iters"))
     if done is not None:
-        if rt.master:
+        if runtime.master:
             print(f"{kw.get('desc', 'train')}: finished earlier, loaded {ckpt_path}")
         return done
-    return train_run(cfg, rt, tok, examples, modes, ckpt_path, **kw)
+    return train_run(cfg, runtime, tok, examples, modes, ckpt_path, **kw)

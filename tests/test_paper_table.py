@@ -76,3 +76,10 @@ def test_seeds_table_gives_mean_and_range(tmp_path, capsys):
     assert spread["ALL"][0] == "2" and spread["ALL"][4] == "0.625 (0.500-0.750)"  # ATM: 2/4 and 3/4
     assert spread["a"][4] == "1.000 (1.000-1.000)" and spread["b"][4] == "0.250 (0.000-0.500)"
     assert spread["ALL"][1] == "-"  # no pre baseline in these runs
+    rows = [dict(r, group="c") for r in map(json.loads, (tmp_path / "s1" / "predictions_atm.jsonl").open())]
+    other = tmp_path / "other_task"
+    other.mkdir()
+    (other / "results.json").write_text(json.dumps({"atm": summarize(rows, 1.0)}))
+    (other / "predictions_atm.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(SystemExit, match="^error: --seeds takes runs of one setup .*other_task: c$"):
+        paper_table.main(["--seeds", outs[0], str(other)])  # another task's run is no seed of this one

@@ -44,9 +44,14 @@ def answer_format(rows: list[dict], max_new_tokens: int) -> dict:
 
 def groups_of(results: dict) -> list[str]:
     """ALL, then each top-level group when there are several (a mixture of tasks)."""
+    top = _tasks(results)
+    return ["ALL"] + (list(top) if len(top) > 1 else [])
+
+
+def _tasks(results: dict) -> tuple[str, ...]:
+    """The run's top-level groups (its tasks): what --seeds compares."""
     first = results.get("pre") or results.get("atm") or {}  # a run without baselines has only ATM's
-    top = sorted({g for g in first.get("by_group", {}) if "/" not in g})
-    return ["ALL"] + (top if len(top) > 1 else [])
+    return tuple(sorted(g for g in first.get("by_group", {}) if "/" not in g))
 
 
 def _in(row: dict, group: str) -> bool:
@@ -124,6 +129,10 @@ def main(argv=None) -> None:
         except (ProjectError, OSError) as e:
             sys.exit(f"error: {e}")
         runs.append((os.path.basename(os.path.normpath(out)), results, preds))
+    tasks = {name: _tasks(results) for name, results, _ in runs}
+    if a.seeds and len(set(tasks.values())) > 1:
+        sys.exit("error: --seeds takes runs of one setup (the same tasks), and these differ: "
+                 + "; ".join(f"{name}: {', '.join(t)}" for name, t in tasks.items()))
     try:
         print(tables(runs, a.max_new_tokens) + ("\n\n" + spread(runs) if a.seeds else ""))
     except (KeyError, TypeError) as e:

@@ -22,7 +22,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from atm_min.answers import parse_output  # noqa: E402
+from atm_min.answers import normalize, parse_output  # noqa: E402
 from atm_min.formats import group_levels  # noqa: E402
 from atm_min.machinery.errors import ProjectError  # noqa: E402
 from atm_min.machinery.report import read_predictions  # noqa: E402
@@ -33,20 +33,13 @@ OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b
 BINS = ("a wrong equation", "every equation right", "no equation read")
 
 
-def equations(text: str) -> list[tuple[float, bool]]:
-    """Each `a op b = c` in text, in order: (c, whether c is a op b)."""
+def equations(text: str) -> list[tuple[str, bool]]:
+    """Each `a op b = c` in text, in order: (c as the answer parser writes a number, whether c is a op b)."""
     out = []
     for a, op, b, c in EQUATION.findall(text.replace(",", "")):  # "1,200" is one number
         value = OPS[op](float(a), float(b))
-        out.append((float(c), value is not None and abs(value - float(c)) < 1e-6))
+        out.append((normalize(c, "number"), value is not None and abs(value - float(c)) < 1e-6))
     return out
-
-
-def _number(s: str | None) -> float | None:
-    try:
-        return float(s.replace(",", "")) if s is not None else None
-    except ValueError:
-        return None
 
 
 def slips(rows: list[dict]) -> dict[str, dict]:
@@ -60,7 +53,7 @@ def slips(rows: list[dict]) -> dict[str, dict]:
         b = BINS[2] if not eqs else BINS[0] if not all(ok for _, ok in eqs) else BINS[1]
         out[b]["n"] += 1
         out[b]["right"] += bool(r["correct"])
-        out[b]["copies"] += bool(eqs) and _number(answer) == eqs[-1][0]
+        out[b]["copies"] += bool(eqs) and normalize(answer, "number") == eqs[-1][0]  # the parser's reading
     return out
 
 

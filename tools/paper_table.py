@@ -129,8 +129,8 @@ def main(argv=None) -> None:
         except (ProjectError, OSError) as e:
             sys.exit(f"error: {e}")
         runs.append((os.path.basename(os.path.normpath(out)), results, preds))
-    tasks = {name: _tasks(results) for name, results, _ in runs}
-    if a.seeds and len(set(tasks.values())) > 1:
+    tasks = {name: _tasks(results) for name, results, _ in runs} if a.seeds else {}
+    if len(set(tasks.values())) > 1:
         sys.exit("error: --seeds takes runs of one setup (the same tasks), and these differ: "
                  + "; ".join(f"{name}: {', '.join(t)}" for name, t in tasks.items()))
     try:

@@ -35,6 +35,15 @@ def test_tables_hold_the_runs_numbers(tiny_run, capsys):
     assert _rows(out, 1)["ALL"][1].startswith(f"{no_answer} (0 cut)")  # nothing reaches 999 tokens
     c = results["atm"]["label_counts"]["ALL"]
     assert _rows(out, 2)["ALL"][0] == f"{c['pre_only']} / {c['post_only']} / {c['both']} / {c['neither']}"
+    stats = {row[1]: row[2:] for row in _table(out, "| run | task | n (accuracy")}  # from the per-question outcomes
+    for task, cells in stats.items():
+        for who, cell in zip(paper_table.STUDENTS, cells[1:]):
+            s = results[who] if task == "ALL" else results[who]["by_group"][task]
+            assert cell.startswith(f"{s['accuracy']:.3f} (")  # the same accuracy as results.json's, and its interval
+    better = _table(out, "| run | task | training k-fold")[0]
+    assert better[2] == f"{c['pre_only'] + c['both']} / {c['post_only'] + c['both']} of {c['n']}"
+    data = next(a.split("=", 1)[1] for a in tiny_run.argv if a.startswith("--data_dir="))
+    assert out.strip().endswith(f"{Path(data) / 'test.jsonl'}.")  # the gold answers: the run's recorded data_dir
 
 
 def test_a_run_without_results_is_one_error_line(tmp_path):
@@ -50,9 +59,14 @@ def test_a_run_without_baselines_has_its_atm_row(tmp_path, capsys):
     (tmp_path / "results.json").write_text(json.dumps({"atm": summarize(rows, 1.0)}))
     (tmp_path / "predictions_atm.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     paper_table.main([str(tmp_path)])
-    acc = _rows(capsys.readouterr().out, 0)
+    text = capsys.readouterr().out
+    acc = _rows(text, 0)
     assert list(acc) == ["ALL", "a", "b"] and acc["ALL"][0] == "4" and acc["ALL"][1] == "-"
     assert acc["ALL"][4] == "0.500" and acc["a"][-1] == "1.00"  # ATM's accuracy and answer-first share
+    stats = {row[1]: row[2:] for row in _table(text, "| run | task | n (accuracy")}
+    assert stats["ALL"][1] == "-" and stats["ALL"][4].startswith("0.500 (0.150-")  # Wilson 2/4: 0.150-0.850
+    assert _table(text, "| run | task | ATM vs") == []  # nothing to pair ATM with
+    assert _table(text, "| run | task | training k-fold")[0][2:] == ["-"] * 7  # no k-fold evidence either
 
 
 def test_seeds_table_gives_mean_and_range(tmp_path, capsys):
@@ -124,15 +138,19 @@ def fake_run(out: Path, data: Path | None, flip: int | None = None, command: str
     return out
 
 
-def _table(text: str, head: str) -> dict:
-    """{(run or task, task, ...first key cells): cells} of the output's table whose header starts with `head`."""
+def _table(text: str, head: str) -> list[list[str]]:
+    """The rows (lists of cells) of the output's table whose header starts with `head`; every table of the output
+    checked whole on the way: each row has its header's number of cells."""
+    for b in text.strip().split("\n\n"):
+        if b.startswith("|"):
+            assert len({ln.count("|") for ln in b.splitlines()}) == 1, b
     block = next(b for b in text.strip().split("\n\n") if b.startswith(head))
     return [[c.strip() for c in ln.strip("|").split("|")] for ln in block.splitlines()[2:]]
 
 
 def _stats_part(text: str) -> str:
     """The statistics tables: from the accuracy-with-interval table on, without the gold answers' note."""
-    start = text.index("| run | task | n | pre | post | answer-only | ATM | oracle | independence")
+    start = text.index("| run | task | n (accuracy, 95% Wilson interval) |")
     return text[start:].split("\n\nGold answers:")[0]
 
 
@@ -141,7 +159,7 @@ def test_statistics_of_a_hand_made_run(tmp_path, capsys):
     out = fake_run(tmp_path / "r", tmp_path / "data")
     paper_table.main([str(out)])
     text = capsys.readouterr().out
-    acc = {row[1]: row[2:] for row in _table(text, "| run | task | n | pre | post | answer-only | ATM | oracle | ind")}
+    acc = {row[1]: row[2:] for row in _table(text, "| run | task | n (accuracy")}
     assert list(acc) == ["ALL", "a", "b"]
     lo, hi = S.wilson_interval(5, 6)
     assert acc["ALL"][0] == "6" and acc["ALL"][4] == f"0.833 ({lo:.3f}-{hi:.3f})"  # ATM: 5 of 6

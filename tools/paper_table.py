@@ -178,7 +178,8 @@ def _groups(o: O.Outcomes) -> list[str]:
 
 
 def accuracy_table(outs: list[O.Outcomes]) -> str:
-    head = ["| run | task | n | " + " | ".join(NAMES[k] for k in (*STUDENTS, "oracle")) + " | independence "
+    head = ["| run | task | n (accuracy, 95% Wilson interval) | " + " | ".join(NAMES[k] for k in (*STUDENTS, "oracle"))
+            + " | independence "
             "oracle 1-(1-pre)(1-post) | majority answer | own most common answer: pre / post / answer-only / ATM |",
             "|---|---|---|" + "---|" * 8]
     for o in outs:
@@ -227,7 +228,7 @@ def better_table(outs: list[O.Outcomes]) -> str:
             mode = better_mode(ev)
             atm, other = _right(rows, "atm"), mode and _right(rows, mode)
             if atm is None or not other:
-                head.append(f"| {o.name} | {g} | " + ("-" if ev is None else _evidence(ev)) + " | - " * 7 + "|")
+                head.append(f"| {o.name} | {g} | " + ("-" if ev is None else _evidence(ev)) + " | -" * 6 + " |")
                 continue
             head.append(f"| {o.name} | {g} | {_evidence(ev)} | {mode} | {sum(other) / len(other):.3f} | "
                         f"{sum(atm) / len(atm):.3f} | " + " | ".join(paired_cells(atm, other)) + " |")
@@ -249,7 +250,8 @@ def pooled_tables(outs: list[O.Outcomes]) -> str:
     """Over the runs (seeds) of one setup, per task: each accuracy's mean with a 95% bootstrap interval over
     questions, and ATM against each run's better single mode (paired bootstrap, pooled McNemar)."""
     _same_questions(outs)
-    acc = ["| task | runs | " + " | ".join(NAMES[k] for k in (*STUDENTS, "oracle")) + " |", "|---|---|" + "---|" * 5]
+    acc = ["| task | runs pooled (mean, 95% bootstrap over questions) | " + " | ".join(NAMES[k] for k in (*STUDENTS, "oracle"))
+           + " |", "|---|---|" + "---|" * 5]
     vs = ["| task | runs | better single mode per run (training evidence) | ATM - it: mean (95% paired bootstrap) | "
           "share of resamples <= 0 (one-sided p) | pooled McNemar: b / c | exact p |", "|---|---|---|---|---|---|---|"]
     for g in _groups(outs[0]):

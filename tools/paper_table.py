@@ -139,6 +139,7 @@ def spread(runs: list[tuple[str, dict, dict]]) -> str:
 # ----------------------------------------------------------------------------------------------------- statistics
 
 SINGLE = ("pre", "post", "answer")  # the single modes ATM is compared with (answer-only: post without rationale)
+SYSTEMS = (*STUDENTS, "oracle")  # every accuracy the statistics give an interval
 
 
 def _interval(k: int, n: int) -> str:
@@ -178,14 +179,13 @@ def _groups(o: O.Outcomes) -> list[str]:
 
 
 def accuracy_table(outs: list[O.Outcomes]) -> str:
-    head = ["| run | task | n (accuracy, 95% Wilson interval) | " + " | ".join(NAMES[k] for k in (*STUDENTS, "oracle"))
-            + " | independence "
-            "oracle 1-(1-pre)(1-post) | majority answer | own most common answer: pre / post / answer-only / ATM |",
-            "|---|---|---|" + "---|" * 8]
+    head = ["| run | task | n (accuracy, 95% Wilson interval) | " + " | ".join(NAMES[k] for k in SYSTEMS)
+            + " | independence oracle 1-(1-pre)(1-post) | majority answer | own most common answer: pre / post / "
+            "answer-only / ATM |", "|---|---|---|" + "---|" * (len(SYSTEMS) + 3)]
     for o in outs:
         for g in _groups(o):
             rows = o.subset(g)
-            right = {k: _right(rows, k) for k in (*STUDENTS, "oracle")}
+            right = {k: _right(rows, k) for k in SYSTEMS}
             cells = ["-" if x is None else _interval(sum(x), len(x)) for x in right.values()]
             pre, post = right["pre"], right["post"]
             cells.append("-" if pre is None or post is None else
@@ -250,14 +250,14 @@ def pooled_tables(outs: list[O.Outcomes]) -> str:
     """Over the runs (seeds) of one setup, per task: each accuracy's mean with a 95% bootstrap interval over
     questions, and ATM against each run's better single mode (paired bootstrap, pooled McNemar)."""
     _same_questions(outs)
-    acc = ["| task | runs pooled (mean, 95% bootstrap over questions) | " + " | ".join(NAMES[k] for k in (*STUDENTS, "oracle"))
-           + " |", "|---|---|" + "---|" * 5]
+    acc = ["| task | runs pooled (mean, 95% bootstrap over questions) | " + " | ".join(NAMES[k] for k in SYSTEMS)
+           + " |", "|---|---|" + "---|" * len(SYSTEMS)]
     vs = ["| task | runs | better single mode per run (training evidence) | ATM - it: mean (95% paired bootstrap) | "
           "share of resamples <= 0 (one-sided p) | pooled McNemar: b / c | exact p |", "|---|---|---|---|---|---|---|"]
     for g in _groups(outs[0]):
         rows = [o.subset(g) for o in outs]
         cells = []
-        for k in (*STUDENTS, "oracle"):
+        for k in SYSTEMS:
             x = [_right(r, k) for r in rows]
             cells.append("-" if None in x else "{mean:.3f} ({lo:.3f}-{hi:.3f})".format(**S.bootstrap_over_questions(x)))
         acc.append(f"| {g} | {len(outs)} | " + " | ".join(cells) + " |")
@@ -290,10 +290,10 @@ def run_outcomes(name: str, out: str, results: dict, preds: dict, data: str | No
                                                             "unknown (no run.command in results.json); give --data DIR")
     try:
         return O.from_run(name, out, results, preds, O.read_gold(where)), test
-    except DataError:
+    except DataError as e:
         if data:
             raise
-        return O.from_run(name, out, results, preds, None), f"{test} is not this run's test set; give --data DIR"
+        return O.from_run(name, out, results, preds, None), f"not used, {e}".split("\n")[0]
 
 
 def _one_setup(tasks: dict) -> None:

@@ -44,10 +44,6 @@ class Outcomes:
     rows: list[dict]                              # one per test question: COLUMNS, rights as bool or None
     evidence: dict = field(default_factory=dict)  # task or "ALL" -> {n, pre_right, post_right} (training k-fold)
 
-    def students(self) -> list[str]:
-        """The students the run has (a run without baselines has only ATM)."""
-        return [s for s in STUDENTS if self.rows and all(r[f"{s}_right"] is not None for r in self.rows)]
-
     def tasks(self) -> list[str]:
         return sorted({r["task"] for r in self.rows})
 

@@ -225,6 +225,8 @@ def test_bad_statistics_input_is_one_error_line(tmp_path):
         paper_table.main(["--from-outcomes", str(bad)])
     with pytest.raises(SystemExit, match="^error: give finished runs' folders, or --from-outcomes"):
         paper_table.main([])
+    with pytest.raises(SystemExit, match="^error: --data .*: no test.jsonl there"):
+        paper_table.main([str(fake_run(tmp_path / "r0", None)), "--data", str(tmp_path)])
     with pytest.raises(SystemExit, match="^error: .*not in the data folder's test.jsonl: give the run's own"):
         other = tmp_path / "other"
         other.mkdir()

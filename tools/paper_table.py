@@ -285,6 +285,8 @@ def run_outcomes(name: str, out: str, results: dict, preds: dict, data: str | No
     folder its recorded command names may have changed since, and then gold is left out with a note."""
     where = data or O.recorded_data_dir(out, results)
     test = where and os.path.join(where, "test.jsonl")
+    if data and not os.path.isfile(test):
+        raise DataError(f"--data {data}: no test.jsonl there; give the data folder the runs were trained on")
     if not data and (not test or not os.path.isfile(test)):
         return O.from_run(name, out, results, preds, None), (f"not found ({test}); give --data DIR" if test else
                                                             "unknown (no run.command in results.json); give --data DIR")

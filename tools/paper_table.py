@@ -13,6 +13,26 @@ Three tables, one row per run (and per group, for a mixture):
 With --seeds the runs are one setup trained with different seeds, and a fourth table gives each accuracy's mean
 and its range (lowest-highest) over them, per task: the spread a single-seed table hides.
 Everything comes from the run's results.json and predictions_*.jsonl (train.py writes both at the end).
+
+Then the statistics (atm_min/machinery/stats.py says each formula), from the runs' per-question outcomes
+(atm_min/machinery/outcomes.py):
+  4. every accuracy with its 95% Wilson interval; beside the oracle (pre or post right), the oracle expected from
+     independent errors, 1 - (1-pre)(1-post), and the majority answer's rate (always answering the most common
+     gold answer); each student's share of its own most common answer;
+  5. ATM against each single mode, paired over the test questions: b (only ATM right), c (only the mode), the
+     exact McNemar p, and ATM's accuracy minus the mode's with Newcombe's 95% interval;
+  6. ATM against the better single mode, pre or post, chosen per task on the TRAINING questions' k-fold evidence
+     (how many the held-out pre and post fold students got right), never on the test set;
+  with --seeds, pooled over the runs: each accuracy's mean with a 95% bootstrap interval over questions, and ATM
+  against each run's better single mode: the paired bootstrap (mean difference, 95% interval, share of
+  resamples <= 0) and the McNemar test of the discordant counts summed over runs.
+
+    python tools/paper_table.py out/ftcot-coin_flip --outcomes outcomes/     # also write outcomes/<run>.tsv
+    python tools/paper_table.py --from-outcomes outcomes/*.tsv [--seeds]     # the statistics from those alone
+
+Gold answers (for the majority answer and the outcome files) come from the run's test questions: --data DIR, or
+the data folder the command recorded in results.json names (run.command: --data_dir, or the built-in suite in
+out_dir/synth_<seed>); without either they are left out.
 """
 
 from __future__ import annotations
@@ -26,7 +46,9 @@ sys.path.insert(0, ROOT)
 
 from atm_min.answers import parse_output  # noqa: E402
 from atm_min.formats import group_levels  # noqa: E402
-from atm_min.machinery.errors import ProjectError  # noqa: E402
+from atm_min.machinery import outcomes as O  # noqa: E402
+from atm_min.machinery import stats as S  # noqa: E402
+from atm_min.machinery.errors import ArgumentParser, ConfigError, DataError, ProjectError  # noqa: E402
 from atm_min.machinery.report import read_predictions, read_results  # noqa: E402
 
 STUDENTS = ("pre", "post", "answer", "atm")
@@ -114,29 +136,226 @@ def spread(runs: list[tuple[str, dict, dict]]) -> str:
     return "\n".join(head)
 
 
+# ----------------------------------------------------------------------------------------------------- statistics
+
+SINGLE = ("pre", "post", "answer")  # the single modes ATM is compared with (answer-only: post without rationale)
+SYSTEMS = (*STUDENTS, "oracle")  # every accuracy the statistics give an interval
+
+
+def _interval(k: int, n: int) -> str:
+    lo, hi = S.wilson_interval(k, n)
+    return f"{k / n:.3f} ({lo:.3f}-{hi:.3f})"
+
+
+def _p(p: float) -> str:
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _diff(d: float, lo: float, hi: float) -> str:
+    return f"{d:+.3f} ({lo:+.3f} to {hi:+.3f})"
+
+
+def _right(rows: list[dict], who: str) -> list[bool] | None:
+    """Who's right/wrong per question; who is a student or "oracle" (pre or post right); None if the run lacks it."""
+    if who == "oracle":
+        pre, post = _right(rows, "pre"), _right(rows, "post")
+        return None if pre is None or post is None else [a or b for a, b in zip(pre, post)]
+    xs = [r[f"{who}_right"] for r in rows]
+    return None if any(x is None for x in xs) else xs
+
+
+def better_mode(ev: dict | None) -> str | None:
+    """The better single mode on the training questions' k-fold evidence: the one whose held-out fold students got
+    more of them right. A tie goes to post, the cheaper (answering first stops after the answer): our choice."""
+    if not ev:
+        return None
+    return "pre" if ev["pre_right"] > ev["post_right"] else "post"
+
+
+def _groups(o: O.Outcomes) -> list[str]:
+    """ALL, then each task when there are several (a mixture), as the tables above."""
+    tasks = o.tasks()
+    return ["ALL"] + (tasks if len(tasks) > 1 else [])
+
+
+def accuracy_table(outs: list[O.Outcomes]) -> str:
+    head = ["| run | task | n (accuracy, 95% Wilson interval) | " + " | ".join(NAMES[k] for k in SYSTEMS)
+            + " | independence oracle 1-(1-pre)(1-post) | majority answer | own most common answer: pre / post / "
+            "answer-only / ATM |", "|---|---|---|" + "---|" * (len(SYSTEMS) + 3)]
+    for o in outs:
+        for g in _groups(o):
+            rows = o.subset(g)
+            right = {k: _right(rows, k) for k in SYSTEMS}
+            cells = ["-" if x is None else _interval(sum(x), len(x)) for x in right.values()]
+            pre, post = right["pre"], right["post"]
+            cells.append("-" if pre is None or post is None else
+                         f"{S.independence_oracle(sum(pre) / len(pre), sum(post) / len(post)):.3f}")
+            gold, share = S.most_common_share([r["gold"] or None for r in rows])
+            cells.append("-" if gold is None else f"{share:.3f} ({gold})")
+            own = [S.most_common_share([r[f"{s}_answer"] or None for r in rows]) if right[s] else None
+                   for s in STUDENTS]
+            cells.append(" / ".join("-" if x is None or x[0] is None else f"{x[0]} {x[1]:.2f}" for x in own))
+            head.append(f"| {o.name} | {g} | {len(rows)} | " + " | ".join(cells) + " |")
+    return "\n".join(head)
+
+
+def paired_cells(atm: list[bool], other: list[bool]) -> tuple[str, str, str]:
+    """(b / c, exact McNemar p, ATM - other with Newcombe's 95% interval) of ATM against another system."""
+    a, b, c, d = S.paired_counts(atm, other)
+    return f"{b} / {c}", _p(S.mcnemar_exact(b, c)), _diff(*S.paired_difference_interval(a, b, c, d))
+
+
+def paired_table(outs: list[O.Outcomes]) -> str:
+    head = ["| run | task | ATM vs | only ATM right / only it right (b / c) | exact McNemar p | ATM - it (95%, "
+            "Newcombe) |", "|---|---|---|---|---|---|"]
+    for o in outs:
+        for g in _groups(o):
+            rows = o.subset(g)
+            atm = _right(rows, "atm")
+            for s in SINGLE:
+                other = _right(rows, s)
+                if atm is not None and other is not None:
+                    head.append(f"| {o.name} | {g} | {NAMES[s]} | " + " | ".join(paired_cells(atm, other)) + " |")
+    return "\n".join(head)
+
+
+def better_table(outs: list[O.Outcomes]) -> str:
+    head = ["| run | task | training k-fold: pre right / post right of n | better single mode | its test accuracy "
+            "| ATM | b / c | exact McNemar p | ATM - it (95%, Newcombe) |", "|---|---|---|---|---|---|---|---|---|"]
+    for o in outs:
+        for g in _groups(o):
+            ev, rows = o.evidence.get(g), o.subset(g)
+            mode = better_mode(ev)
+            atm, other = _right(rows, "atm"), mode and _right(rows, mode)
+            if atm is None or not other:
+                head.append(f"| {o.name} | {g} | " + ("-" if ev is None else _evidence(ev)) + " | -" * 6 + " |")
+                continue
+            head.append(f"| {o.name} | {g} | {_evidence(ev)} | {mode} | {sum(other) / len(other):.3f} | "
+                        f"{sum(atm) / len(atm):.3f} | " + " | ".join(paired_cells(atm, other)) + " |")
+    return "\n".join(head)
+
+
+def _evidence(ev: dict) -> str:
+    return f"{ev['pre_right']} / {ev['post_right']} of {ev['n']}"
+
+
+def _same_questions(outs: list[O.Outcomes]) -> None:
+    ids = [[r["id"] for r in o.rows] for o in outs]
+    if any(i != ids[0] for i in ids):
+        raise DataError("--seeds pools runs over the same test questions, and these runs answer different ones: "
+                        + ", ".join(f"{o.name} ({len(o.rows)})" for o in outs))
+
+
+def pooled_tables(outs: list[O.Outcomes]) -> str:
+    """Over the runs (seeds) of one setup, per task: each accuracy's mean with a 95% bootstrap interval over
+    questions, and ATM against each run's better single mode (paired bootstrap, pooled McNemar)."""
+    _same_questions(outs)
+    acc = ["| task | runs pooled (mean, 95% bootstrap over questions) | " + " | ".join(NAMES[k] for k in SYSTEMS)
+           + " |", "|---|---|" + "---|" * len(SYSTEMS)]
+    vs = ["| task | runs | better single mode per run (training evidence) | ATM - it: mean (95% paired bootstrap) | "
+          "share of resamples <= 0 (one-sided p) | pooled McNemar: b / c | exact p |", "|---|---|---|---|---|---|---|"]
+    for g in _groups(outs[0]):
+        rows = [o.subset(g) for o in outs]
+        cells = []
+        for k in SYSTEMS:
+            x = [_right(r, k) for r in rows]
+            cells.append("-" if None in x else "{mean:.3f} ({lo:.3f}-{hi:.3f})".format(**S.bootstrap_over_questions(x)))
+        acc.append(f"| {g} | {len(outs)} | " + " | ".join(cells) + " |")
+        modes = [better_mode(o.evidence.get(g)) for o in outs]
+        atm = [_right(r, "atm") for r in rows]
+        other = [_right(r, m) if m else None for r, m in zip(rows, modes)]
+        if None in atm or None in other:
+            vs.append(f"| {g} | {len(outs)} | " + ", ".join(m or "-" for m in modes) + " | - | - | - | - |")
+            continue
+        boot = S.paired_bootstrap(atm, other)
+        b, c, p = S.pooled_mcnemar([S.paired_counts(x, y)[1:3] for x, y in zip(atm, other)])
+        vs.append(f"| {g} | {len(outs)} | {', '.join(modes)} | {_diff(boot['mean'], boot['lo'], boot['hi'])} | "
+                  f"{boot['p_le_0']:.3f} | {b} / {c} | {_p(p)} |")
+    return "\n".join(acc) + "\n\n" + "\n".join(vs)
+
+
+def statistics(outs: list[O.Outcomes], seeds: bool) -> str:
+    """Tables 4-6 (and, with seeds, the pooled ones), from the runs' outcomes alone."""
+    blocks = [accuracy_table(outs), paired_table(outs), better_table(outs)]
+    return "\n\n".join(blocks + ([pooled_tables(outs)] if seeds else []))
+
+
+def run_outcomes(name: str, out: str, results: dict, preds: dict, data: str | None) -> tuple[O.Outcomes, str]:
+    """(a run's outcomes, where its gold answers came from). --data must hold the run's test questions; the data
+    folder its recorded command names may have changed since, and then gold is left out with a note."""
+    where = data or O.recorded_data_dir(out, results)
+    test = where and os.path.join(where, "test.jsonl")
+    if data and not os.path.isfile(test):
+        raise DataError(f"--data {data}: no test.jsonl there; give the data folder the runs were trained on")
+    if not data and (not test or not os.path.isfile(test)):
+        return O.from_run(name, out, results, preds, None), (f"not found ({test}); give --data DIR" if test else
+                                                            "unknown (no run.command in results.json); give --data DIR")
+    try:
+        return O.from_run(name, out, results, preds, O.read_gold(where)), test
+    except DataError as e:
+        if data:
+            raise
+        return O.from_run(name, out, results, preds, None), f"not used, {e}".split("\n")[0]
+
+
+def _one_setup(tasks: dict) -> None:
+    """--seeds: the runs must be one setup, with the same tasks."""
+    if len(set(tasks.values())) > 1:
+        raise ConfigError("--seeds takes runs of one setup (the same tasks), and these differ: "
+                          + "; ".join(f"{name}: {', '.join(t)}" for name, t in tasks.items()))
+
+
+def from_runs(a) -> str:
+    """The tables and statistics of the run folders a.out_dirs; their outcome files written when a.outcomes."""
+    runs = []
+    for out in a.out_dirs:  # the plot command's readers: the same checks and messages
+        runs.append((os.path.basename(os.path.normpath(out)), read_results(out), read_predictions(out, STUDENTS)))
+    if a.seeds:
+        _one_setup({name: _tasks(results) for name, results, _ in runs})
+    outs, gold = [], []
+    try:
+        for (name, results, preds), out in zip(runs, a.out_dirs):
+            o, where = run_outcomes(name, out, results, preds, a.data)
+            outs.append(o)
+            gold.append(f"{name}: {where}")
+        text = tables(runs, a.max_new_tokens) + ("\n\n" + spread(runs) if a.seeds else "")
+    except (KeyError, TypeError) as e:
+        raise DataError(f"a results.json or prediction without the field {e}: written by another version of "
+                        "train.py?") from None
+    if a.outcomes:
+        if len({o.name for o in outs}) < len(outs):
+            raise ConfigError("--outcomes names each file after its run's folder, and two runs share a name")
+        os.makedirs(a.outcomes, exist_ok=True)
+        for o in outs:
+            O.write_outcomes(o, os.path.join(a.outcomes, f"{o.name}.tsv"))
+    return text + "\n\n" + statistics(outs, a.seeds) + "\n\nGold answers: " + "; ".join(gold) + "."
+
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("out_dirs", nargs="+", help="finished runs' out_dir folders")
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out_dirs", nargs="*", help="finished runs' out_dir folders")
     p.add_argument("--max_new_tokens", type=int, default=160, help="the runs' max_new_tokens (a cut answer used "
                                                                    "them all)")
     p.add_argument("--seeds", action="store_true", help="the runs are one setup with different seeds: add the "
-                                                        "mean and range of each accuracy over them")
-    a = p.parse_args(argv)
-    runs = []
-    for out in a.out_dirs:
-        try:  # the plot command's readers: the same checks and messages
-            results, preds = read_results(out), read_predictions(out, STUDENTS)
-        except (ProjectError, OSError) as e:
-            sys.exit(f"error: {e}")
-        runs.append((os.path.basename(os.path.normpath(out)), results, preds))
-    tasks = {name: _tasks(results) for name, results, _ in runs} if a.seeds else {}
-    if len(set(tasks.values())) > 1:
-        sys.exit("error: --seeds takes runs of one setup (the same tasks), and these differ: "
-                 + "; ".join(f"{name}: {', '.join(t)}" for name, t in tasks.items()))
+                                                        "mean and range of each accuracy over them, and pool them")
+    p.add_argument("--data", metavar="DIR", help="the runs' data folder, whose test.jsonl holds their gold answers "
+                                                 "(default: the one each run's recorded command names)")
+    p.add_argument("--outcomes", metavar="DIR", help="also write each run's per-question outcomes to DIR/<run>.tsv")
+    p.add_argument("--from-outcomes", nargs="+", metavar="FILE", help="the statistics from outcome files alone "
+                                                                      "(written by --outcomes), no run folders")
     try:
-        print(tables(runs, a.max_new_tokens) + ("\n\n" + spread(runs) if a.seeds else ""))
-    except (KeyError, TypeError) as e:
-        sys.exit(f"error: a results.json without the field {e}: written by another version of train.py?")
+        a = p.parse_args(argv)
+        if bool(a.out_dirs) == bool(a.from_outcomes):
+            raise ConfigError("give finished runs' folders, or --from-outcomes FILE ...: one of the two")
+        if a.from_outcomes:
+            outs = [O.read_outcomes(f) for f in a.from_outcomes]
+            if a.seeds:
+                _one_setup({o.name: tuple(o.tasks()) for o in outs})
+            print(statistics(outs, a.seeds))
+        else:
+            print(from_runs(a))
+    except (ProjectError, OSError) as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from atm_min.machinery.errors import ProjectError  # noqa: E402
 from atm_min.machinery.gpt2 import get_tokenizer  # noqa: E402
 from atm_min.machinery.runs import train_run  # noqa: E402
 from atm_min.machinery.runtime import setup  # noqa: E402
+from atm_min.machinery.stats import wilson_interval  # noqa: E402
 
 
 def split_validation(n: int, n_val: int, seed: int) -> tuple[list[int], list[int]]:
@@ -53,13 +54,6 @@ def split_validation(n: int, n_val: int, seed: int) -> tuple[list[int], list[int
     return [i for i in range(n) if i not in val], sorted(val)
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of k successes in n (it stays inside 0-1 and is honest at small n)."""
-    p, d = k / n, 1 + z * z / n
-    mid, half = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, mid - half), min(1.0, mid + half)
-
-
 def epoch_record(examples, records, max_new_tokens: int) -> dict:
     """The validation scores of one epoch's answers (records from generate_answers, in examples' order)."""
     n = len(records)
@@ -67,7 +61,7 @@ def epoch_record(examples, records, max_new_tokens: int) -> dict:
     gold = Counter(normalize(ex.answer, ex.answer_type) for ex in examples)
     no_answer = [parse_output(r["text"])[1] is None for r in records]
     right = sum(r["correct"] for r in records)
-    return dict(n=n, right=right, acc=right / n, interval=wilson(right, n),
+    return dict(n=n, right=right, acc=right / n, interval=wilson_interval(right, n),
                 majority=gold.most_common(1)[0][1] / n,
                 top_answer=Counter(answers).most_common(1)[0][0], top_share=Counter(answers).most_common(1)[0][1] / n,
                 cut=sum(a and r["new_tokens"] >= max_new_tokens for a, r in zip(no_answer, records)) / n,
@@ -160,7 +154,7 @@ def plot(png: str, dirs: list[str]) -> None:
 
 
 def main(argv: list[str]) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)  # --lr is train.py's
     p.add_argument("--modes", default="pre,post", help="comma-separated: pre, post")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--lrs", default="3e-4", help="comma-separated learning rates, each a student per mode")

@@ -76,16 +76,30 @@ def collate(items: list[TrainItem], device) -> dict:
     )
 
 
-def batch_indices(n: int, seed: int, it: int, size: int) -> list[int]:
-    """Example indices of global batch number `it`: consecutive slices of a fresh permutation per epoch,
-    each permutation drawn from (seed, epoch) alone."""
+def batch_indices(n: int, seed: int, it: int, size: int, lengths: list[int] | None = None) -> list[int]:
+    """Example indices of global batch number `it`: consecutive slices of a fresh permutation per epoch, each
+    drawn from (seed, epoch) alone; with lengths (one per example), length_order's permutation instead."""
     start = it * size
     out = []
     while len(out) < size:
         epoch, offset = divmod(start + len(out), n)
-        perm = np.random.default_rng([seed, epoch]).permutation(n)
+        perm = np.random.default_rng([seed, epoch]).permutation(n) if lengths is None else \
+            np.array(length_order(lengths, seed, epoch, size), dtype=np.int64)
         out.extend(perm[offset:offset + size - len(out)].tolist())
     return out
+
+
+def length_order(lengths: list[int], seed: int, epoch: int, size: int) -> list[int]:
+    """An epoch whose global batches hold examples of similar length (little padding): its permutation sorted by
+    length (ties keep their random order), cut where batches start, the whole batches dealt out in an order drawn
+    from (seed, epoch). The batch that spans two epochs gets the longest of one, the shortest of the next."""
+    n = len(lengths)
+    by_len = sorted(np.random.default_rng([seed, epoch]).permutation(n).tolist(), key=lengths.__getitem__)
+    head = -epoch * n % size  # positions of this epoch in the batch the previous epoch began
+    body = [by_len[s:s + size] for s in range(head, n, size)]
+    tail = body.pop() if body and len(body[-1]) < size else []
+    order = np.random.default_rng([seed, epoch, 1]).permutation(len(body)).tolist()
+    return by_len[:head] + [i for k in order for i in body[k]] + tail
 
 
 def micro_batch(indices: list[int], micro_step: int, rank: int, world: int, batch_size: int) -> list[int]:

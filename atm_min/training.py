@@ -41,7 +41,7 @@ def train(learner, optimizer, items, cfg, runtime, iters: int, seed: int, start:
     """Train `learner` (a Learner: student + optional perception) on `items` (batches.encode_items) from step
     `start` to step `iters`, in place.
 
-    cfg: the settings the loop reads (batch_size, grad_accum, aux_weight, grad_clip and lr_at's); runtime: where it
+    cfg: the settings the loop reads (batch_size, grad_accum, length_batches, aux_weight, grad_clip and lr_at's); runtime: where it
     runs (device, ctx = autocast or a no-op, scaler = GradScaler for float16 or None, rank, world for DDP).
     seed fixes the data order: batch `it` is a function of (seed, it) alone, so a resumed run sees the batches
     the uninterrupted one would have seen. model: what computes the forward (learner itself, or learner compiled
@@ -50,13 +50,14 @@ def train(learner, optimizer, items, cfg, runtime, iters: int, seed: int, start:
     (a read of the loss on the host at every micro-step: tools/gpu_check.sh measures what that costs on a GPU)."""
     model = model if model is not None else learner
     global_batch = cfg.batch_size * cfg.grad_accum * runtime.world  # sequences per optimiser step, all ranks
+    lengths = [len(item.x) for item in items] if cfg.length_batches else None  # batches of similar lengths
     learner.train()
     it = start
     while it < iters:
         lr = lr_at(cfg, it, iters)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        indices = batch_indices(len(items), seed, it, global_batch)
+        indices = batch_indices(len(items), seed, it, global_batch, lengths)
         tokens = 0
         for micro in range(cfg.grad_accum):
             share = micro_batch(indices, micro, runtime.rank, runtime.world, cfg.batch_size)

@@ -6,7 +6,9 @@
 #   python data/prepare.py mix --inputs data/multiarith data/coin_flip data/strategy_qa \
 #       --max_train_each 320 --max_test_each 150 --out data/mix3
 #   python train.py config/finetune_cot_smollm2_cpu.py config/finetune_cot_mix3_smollm2_cpu.py --init_from=...
-# Results break down per task (the group of each example is its task).
+# Results break down per task (the group of each example is its task). block_size = 0 and length_batches = True
+# come from the single-task file: the block is sized from the mixture, and a batch holds examples of similar
+# length whichever task they come from.
 
 data_dir = "data/mix3"      # 320 + 314 + 320 = 954 train examples, 3 x 150 test questions
 out_dir = "out/ftcot-mix3"

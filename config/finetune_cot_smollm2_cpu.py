@@ -16,7 +16,7 @@ data_dir = "data/coin_flip"
 out_dir = "out/ftcot-coin_flip"
 max_train = 0          # all: coin_flip and multiarith have ~320 examples (strategy_qa: cap it, e.g. 320)
 max_test = 150         # coin_flip's whole test set; 180-question multiarith is cut to its first 150
-on_too_long = "fail"   # block_size 256 holds every train example of coin_flip, multiarith and strategy_qa
+on_too_long = "fail"   # block_size = 0 fits every example; only one beyond SmolLM2's 8192 positions would stop it
 
 # mechanism
 mechanism = "atm"
@@ -30,13 +30,19 @@ tokenizer = "pretrained"  # the GGUF's own byte-level BPE (49152 ids); <|im_end|
 n_layer = 30
 n_head = 9
 n_embd = 576
-block_size = 256       # SmolLM2 tokens: longest train example 173 (coin_flip), 200 (multiarith), 180 (strategy_qa)
+# block_size 0: sized from the task's data (our choice, so that the recipe runs on every Fine-tune-CoT task as
+# given, none of its examples dropped, no answer cut short): the longest example (train or test, soft prompt
+# included) or the longest prompt + max_new_tokens, whichever is more -- 224 on coin_flip, 339 on
+# date_understanding (whose 7 longest train examples a fixed 256 would refuse). Batches are padded to their own
+# longest example, not to the block, so a larger block costs nothing where the data is short.
+block_size = 0
 dropout = 0.0
 
 # optimisation: about one epoch per student (our choice): 40 steps of 8 = 320 examples; each fold student sees
 # half the examples once (20 steps). AdamW 5e-5, no weight decay, a short warmup, cosine to 5e-6.
 batch_size = 8
 grad_accum = 1
+length_batches = True  # batches of similar lengths: 13% (coin_flip) to 30% (strategy_qa) fewer padded positions
 max_iters = 40
 lr = 5e-5
 min_lr = 5e-6

@@ -31,6 +31,7 @@ attn_impl = "sdpa"
 # optimisation: a from-scratch learning rate (fine-tuning GPT-2 uses ~100x less)
 batch_size = 16        # small batches, more steps: the same wall time learns more here than 32 x 1000
 grad_accum = 1
+length_batches = False  # one plain shuffle per epoch: the order the reported synthetic runs used
 max_iters = 2500       # per student: pre, post, answer-only and ATM get the same budget. 1500 left a pre
                        # baseline (seed 2) or the ATM student (seed 1) short on the long chains; 2500 learns them
                        # in every seed measured (docs/results.md)

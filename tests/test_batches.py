@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from atm_min.batches import (TrainItem, batch_indices, collate, encode_items, micro_batch, pad_left,
+from atm_min.batches import (TrainItem, batch_indices, collate, encode_items, length_order, micro_batch, pad_left,
                              perception_inputs, question_inputs)
 from atm_min.machinery.data import Example
 from atm_min.formats import encode, format_prompt
@@ -97,6 +97,44 @@ def test_epochs_are_permutations(n, size):
         assert sorted(stream[e * n:(e + 1) * n]) == list(range(n))
     assert stream[:n] != list(range(n))  # actually shuffled
     assert stream[:n] != stream[n:2 * n]  # a fresh permutation each epoch
+
+
+def _lengths(n):  # lengths with ties and no order of their own: 40 .. 199
+    return [40 + (i * 37) % 160 for i in range(n)]
+
+
+@pytest.mark.parametrize("n,size", [(40, 8), (37, 8), (10, 16), (5, 3), (61, 6)])
+def test_length_batches_keep_epochs_permutations_and_resume(n, size):
+    """length_batches: every example once per epoch (a batch may span two epochs, as in the default order), batch
+    it a function of (seed, it) alone, and a different order per seed and per epoch."""
+    lengths = _lengths(n)
+    steps = 4 * n // size + 3
+    stream = [i for it in range(steps) for i in batch_indices(n, 11, it, size, lengths)]
+    for e in range(len(stream) // n):
+        assert sorted(stream[e * n:(e + 1) * n]) == list(range(n))
+    assert batch_indices(n, 11, 3, size, lengths) == stream[3 * size:4 * size]  # resumed: only the step
+    if n >= 2 * size:  # (with fewer, an epoch is one or two batches, sorted by length whatever the seed)
+        assert stream[:n] != stream[n:2 * n] and stream != [i for it in range(steps)
+                                                               for i in batch_indices(n, 12, it, size, lengths)]
+
+
+def test_length_batches_group_similar_lengths():
+    """Whole batches inside an epoch hold consecutive lengths of the sorted epoch (here distinct lengths 40 ..
+    199 by 1, batch 8: a spread of at most 7 per whole batch), dealt out in a shuffled order; the default order
+    mixes them."""
+    n, size, lengths = 160, 8, _lengths(160)
+    assert sorted(lengths) == list(range(40, 200))
+    spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b)
+              for b in (batch_indices(n, 0, it, size, lengths) for it in range(n // size))]
+    assert max(spread) == 7
+    default = [max(lengths[i] for i in b) - min(lengths[i] for i in b)
+               for b in (batch_indices(n, 0, it, size) for it in range(n // size))]
+    assert min(default) > 7
+    firsts = [lengths[batch_indices(n, 0, it, size, lengths)[0]] for it in range(n // size)]
+    assert firsts != sorted(firsts)  # not shortest first: the batches come in a random order
+    order = length_order(lengths, 0, 1, size)  # epoch 1 starts on a batch boundary too (160 = 20 x 8)
+    assert sorted(order) == list(range(n)) and order == [i for it in range(20, 40)
+                                                          for i in batch_indices(n, 0, it, size, lengths)]
 
 
 def test_resumed_order_needs_only_the_step():

@@ -47,8 +47,8 @@ def gradients(batch_size, grad_accum, perception: bool, steps=2):
     learner = Learner(student, Perception(16, n_prefix=2, n_layer=1, n_head=2) if perception else None)
     items = encode_items(TOK, examples(), ["pre", "post"] * 4)
     assert len({len(it.x) for it in items}) == 1 and len({sum(t != -1 for t in it.y) for it in items}) == 1
-    cfg = SimpleNamespace(batch_size=batch_size, grad_accum=grad_accum, aux_weight=0.5, grad_clip=0.0, lr=1e-3,
-                          min_lr=1e-4, warmup_iters=1)
+    cfg = SimpleNamespace(batch_size=batch_size, grad_accum=grad_accum, length_batches=False, aux_weight=0.5,
+                          grad_clip=0.0, lr=1e-3, min_lr=1e-4, warmup_iters=1)
     opt = GradientRecorder(learner.parameters())
     train(learner, opt, items, cfg, Runtime("cpu", nullcontext(), None, 0, 1), steps, seed=3)
     return opt.steps

@@ -8,6 +8,7 @@ from atm_min.variants.hard_routing import classifier_modes, hard_routed_texts
 from tiny import variant_perception
 from atm_min.evaluate import (agreement, generate_answers, generate_texts, oracle_summary,
                               random_routing_summary, summarize, timed_answers)
+from atm_min.labels import held_out_evidence
 from atm_min.machinery.data import Example
 from atm_min.model import GPT, GPTConfig
 from atm_min.perception import Perception
@@ -115,20 +116,37 @@ def test_generate_answers_one_record_per_example_in_order():
     assert [r["text"] for r in recs] == [a["text"] for a in alone]
 
 
-def test_generate_answers_stops_at_newline_unless_explain():
-    # A student that always writes a newline: without explain generation ends at once, with it only
-    # <|endoftext|> stops it (here: never, so it runs to the budget).
+def newline_student():
+    """A student that always writes a newline."""
     model = tiny_student()
-    nl = TOK.newline_ids[0]
     with torch.no_grad():
         model.transformer.ln_f.weight.zero_()  # the final hidden state is ln_f's bias, whatever the input ...
         model.transformer.ln_f.bias.fill_(1.0)
         model.lm_head.weight.zero_()  # ... and only the newline's output row is not orthogonal to it
-        model.lm_head.weight[nl] = 1.0
+        model.lm_head.weight[TOK.newline_ids[0]] = 1.0
+    return model
+
+
+def test_generate_answers_stops_at_newline_unless_explain():
+    # A student that always writes a newline: without explain generation ends at once, with it only
+    # <|endoftext|> stops it (here: never, so it runs to the budget).
+    model = newline_student()
     recs = generate_answers(model, TOK, EXAMPLES[:2], "cpu", max_new_tokens=10)
     assert [r["text"] for r in recs] == ["\n", "\n"] and [r["new_tokens"] for r in recs] == [1, 1]
     recs = generate_answers(model, TOK, EXAMPLES[:2], "cpu", max_new_tokens=10, explain=True)
     assert [r["text"] for r in recs] == ["\n" * 10] * 2
+
+
+def test_post_fold_evidence_stops_at_the_newline_after_its_answer():
+    """A post fold student's evidence (labels.held_out_evidence) generates as the post baseline does, without
+    explain: the first newline, the one after "Answer: X", ends it; no rationale is written. Here a student that
+    writes only newlines generates 1 token per question of a budget of 10. p_gold is teacher-forced, no generation."""
+    model = newline_student()
+    outs = []
+    generate = model.generate
+    model.generate = lambda *a, **k: outs.append(generate(*a, **k)) or outs[-1]  # what it generated
+    ev = held_out_evidence(model, TOK, EXAMPLES[:3], "post", "cpu", max_new_tokens=10)
+    assert [len(o) for out in outs for o in out] == [1, 1, 1] and len(ev["p_gold"]) == 3
 
 
 def test_generate_answers_reads_mode_and_scores():

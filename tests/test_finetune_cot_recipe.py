@@ -30,7 +30,83 @@ def test_single_task_recipe():
     assert cfg.max_iters * cfg.batch_size >= 314  # about one epoch of coin_flip / multiarith
     assert cfg.fold_iters * cfg.folds == cfg.max_iters  # each fold student sees its half about once
     assert cfg.max_new_tokens >= 154  # the longest thinking-first multiarith target in SmolLM2 tokens
-    assert cfg.block_size >= 200 + cfg.n_prefix  # the longest multiarith train example, plus the soft prompt
+    assert cfg.block_size == 0 and cfg.on_too_long == "fail"  # sized from the task's data: nothing too long
+    assert cfg.length_batches
+
+
+def _one_long_task(root: Path, long_rationale: str, long_question: str = "Is it heads up?") -> Path:
+    """A data folder: 6 train examples, the first with long_rationale, and 2 test questions, the first
+    long_question."""
+    rows = {"train": [("t0", "Is it heads up?", long_rationale)] +
+                     [(f"t{k}", "Is it heads up?", "It was flipped twice.") for k in range(1, 6)],
+            "test": [("q0", long_question, "It was flipped once."), ("q1", "Is it tails up?", "Once.")]}
+    d = root / "task"
+    d.mkdir()
+    for split, rs in rows.items():
+        (d / f"{split}.jsonl").write_text("".join(json.dumps({"id": i, "question": q, "rationale": r, "answer": "no",
+                                                              "answer_type": "yesno"}) + "\n" for i, q, r in rs))
+    return d
+
+
+def _recipe_data_settings(data_dir, out_dir, **over):
+    """The recipe's data and length settings (block_size, on_too_long, max_new_tokens, n_prefix, mechanism, caps)
+    on a byte-level student from scratch: no GGUF needed."""
+    from atm_min.machinery.config import TrainConfig, load_config_file
+    keys = ("block_size", "on_too_long", "max_new_tokens", "n_prefix", "mechanism", "max_train", "max_test")
+    recipe = {k: v for k, v in load_config_file(SINGLE).items() if k in keys}
+    return TrainConfig(**{**recipe, "data_dir": str(data_dir), "out_dir": str(out_dir), **over}).validate()
+
+
+def test_recipe_block_size_is_sized_from_the_data(tmp_path, capsys):
+    """One train example longer than the 256 positions the recipe used to fix: the recipe's settings keep it (and
+    every other), the block is its length, printed. Without it, the longest prompt + max_new_tokens decides."""
+    from atm_min.formats import encode
+    from atm_min.machinery.data import load_data
+    from atm_min.tokenizer import byte_tokenizer
+    tok = byte_tokenizer()
+    d = _one_long_task(tmp_path, "The coin was flipped. " * 20)
+    cfg = _recipe_data_settings(d, tmp_path / "out")
+    train, test, _ = load_data(cfg, tok)
+    assert (len(train), len(test)) == (6, 2)
+    p, t = encode(tok, train[0], "post")
+    assert cfg.block_size == cfg.n_prefix + len(p) + len(t) - 1 > 256  # the long example, soft prompt included
+    assert f"block_size=0: {cfg.block_size} positions" in capsys.readouterr().out
+    (tmp_path / "b").mkdir()
+    short = _recipe_data_settings(_one_long_task(tmp_path / "b", "Once.", long_question="Is it heads up? " * 5),
+                                  tmp_path / "out")
+    load_data(short, tok)
+    prompt = len(tok.encode("Q: " + " ".join(["Is it heads up?"] * 5) + "\n"))
+    assert short.block_size == short.n_prefix + prompt + short.max_new_tokens  # room for the whole budget
+
+
+def test_beyond_the_models_positions_on_too_long_decides(tmp_path, monkeypatch, capsys):
+    """block_size=0 is capped at the model's positions: a train example or test question beyond them fails the
+    run with on_too_long='fail' (the recipe's), and with 'drop' is left out, counted, per split."""
+    from atm_min.machinery import hf
+    from atm_min.machinery.data import load_data
+    from atm_min.machinery.errors import DataError
+    from atm_min.tokenizer import byte_tokenizer
+    tok = byte_tokenizer()
+    d = _one_long_task(tmp_path, "The coin was flipped. " * 20, long_question="Is it heads up? " * 30)
+    monkeypatch.setattr(hf, "max_positions", lambda init_from: 300)
+    with pytest.raises(DataError, match=r"1 of 6 train examples need more than block_size=300 positions"):
+        load_data(_recipe_data_settings(d, tmp_path / "out"), tok)
+    cfg = _recipe_data_settings(d, tmp_path / "out", on_too_long="drop")
+    train, test, _ = load_data(cfg, tok)
+    assert cfg.block_size == 300 and [ex.id for ex in train] == ["t1", "t2", "t3", "t4", "t5"]
+    assert [ex.id for ex in test] == ["q1"]  # a test question too long is left out of the table
+    out = capsys.readouterr().out
+    assert "more than the model's positions (300)" in out
+    assert "dropping 1 of 6 train examples" in out and "dropping 1 of 2 test examples" in out
+
+
+def test_max_positions():
+    from atm_min.machinery.hf import max_positions
+    assert max_positions("scratch") is None and max_positions("gpt2") == max_positions("gpt2-large") == 1024
+    gguf = _gguf()
+    if gguf is not None:
+        pytest.importorskip("gguf")
+        assert max_positions(gguf) == 8192  # SmolLM2-135M's llama.context_length
 
 
 def test_mixture_changes_only_data_and_steps():

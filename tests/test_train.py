@@ -38,14 +38,14 @@ def tiny(out_dir, *extra):
 
 # ------------------------------------------------------------------------------------------------- resume
 
-@pytest.mark.parametrize("how", ["interrupt", "crash"])
-def test_resume_gives_identical_weights_and_optimizer(tmp_path, data_dir, how):
+@pytest.mark.parametrize("how,order", [("interrupt", "default"), ("crash", "default"), ("interrupt", "length")])
+def test_resume_gives_identical_weights_and_optimizer(tmp_path, data_dir, how, order):
     """N steps straight == K steps, a stop, then a resumed run to N: bit for bit, weights and AdamW moments.
     Dropout is on, so this also checks that the RNG state is saved and restored (the data order needs only the
-    step number). "interrupt": Ctrl-C, which train_run answers by saving; "crash": a hard failure after a
-    periodic save, which is all a crash leaves behind."""
+    step number, with --length_batches too). "interrupt": Ctrl-C, which train_run answers by saving; "crash": a
+    hard failure after a periodic save, which is all a crash leaves behind."""
     N, K = 9, 4
-    extra = ["--dropout=0.1", f"--data_dir={data_dir}"]
+    extra = ["--dropout=0.1", f"--data_dir={data_dir}", f"--length_batches={order == 'length'}"]
     if how == "crash":
         extra.append("--save_interval_s=0")  # save after every step
     cfg = tiny(tmp_path, *extra)

@@ -177,8 +177,8 @@ def test_gradient_clipping_caps_the_global_norm_of_the_update():
     def update_norm(grad_clip):
         model = Learner(student(), None)
         before = [p.detach().clone() for p in model.parameters()]
-        cfg = SimpleNamespace(batch_size=3, grad_accum=1, aux_weight=0.0, grad_clip=grad_clip, lr=1.0, min_lr=1.0,
-                              warmup_iters=0)
+        cfg = SimpleNamespace(batch_size=3, grad_accum=1, length_batches=False, aux_weight=0.0, grad_clip=grad_clip,
+                              lr=1.0, min_lr=1.0, warmup_iters=0)
         train(model, torch.optim.SGD(model.parameters(), lr=1.0), items, cfg, cpu_runtime(), 1, seed=0)
         return torch.sqrt(sum(((p - b) ** 2).sum() for p, b in zip(model.parameters(), before))).item()
 

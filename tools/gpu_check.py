@@ -301,8 +301,8 @@ def ddp_worker(dry_run):
     tok = byte_tokenizer()
     exs = [Example(f"e{i}", f"Is {i} odd?", f"It ends in {i}.", "yes" if i % 2 else "no", "yesno") for i in range(16)]
     items = encode_items(tok, exs, ["pre", "post"] * 8)
-    cfg = SimpleNamespace(batch_size=8, grad_accum=1, aux_weight=1.0, grad_clip=1.0, lr=1e-3, min_lr=1e-4,
-                          warmup_iters=2, weight_decay=0.1, beta1=0.9, beta2=0.99)
+    cfg = SimpleNamespace(batch_size=8, grad_accum=1, length_batches=False, aux_weight=1.0, grad_clip=1.0, lr=1e-3,
+                          min_lr=1e-4, warmup_iters=2, weight_decay=0.1, beta1=0.9, beta2=0.99)
     states = []
     for wrap in (False, True):
         torch.manual_seed(0)

@@ -73,13 +73,16 @@ class TrainConfig:
     n_layer: int = 2               # transformer blocks
     n_head: int = 4                # attention heads per block
     n_embd: int = 64               # width of the residual stream
-    block_size: int = 128          # longest sequence (soft prompt + tokens) the model sees
+    block_size: int = 128          # longest sequence (soft prompt + tokens) the model sees; 0 = sized from the data:
+                                   # the longest example, or prompt + max_new_tokens, at most the model's positions
     dropout: float = 0.0           # 0 for small data and for fine-tuning
     bias: bool = True              # biases in Linear and LayerNorm layers, as GPT-2
     attn_impl: str = "sdpa"        # "sdpa": torch's fused kernel; "explicit": attention written out in full
     # optimisation
     batch_size: int = 16           # sequences per micro-batch
     grad_accum: int = 1            # micro-batches per optimiser step (effective batch = batch_size * grad_accum)
+    length_batches: bool = False   # batch examples of similar length together (less padding; our choice, off by
+                                   # default: the default order is one shuffle per epoch, batches.length_order)
     max_iters: int = 2500          # optimiser steps per training run (pre, post, answer-only and ATM students alike)
     lr: float = 3e-3               # peak learning rate (after warmup)
     min_lr: float = 3e-4           # learning rate at the end of the cosine decay
@@ -173,9 +176,10 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(f"{key}={getattr(self, key)!r}: expected {what}")
 
-        for key in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "grad_accum", "max_iters",
+        for key in ("n_layer", "n_head", "n_embd", "batch_size", "grad_accum", "max_iters",
                     "log_interval", "n_prefix", "perc_layers", "perc_heads", "eval_batch_size", "max_new_tokens"):
             need(getattr(self, key) > 0, key, "a positive integer")
+        need(self.block_size >= 0, "block_size", "a positive integer, or 0 (sized from the data)")
         for key in ("max_train", "max_test", "warmup_iters", "fold_iters", "num_threads", "synth_seed", "seed",
                     "workers"):
             need(getattr(self, key) >= 0, key, "an integer >= 0")

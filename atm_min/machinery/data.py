@@ -28,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..answers import ANSWER_TYPES, normalize
-from ..formats import MODES, Example, encode
+from ..formats import MODES, Example, encode, format_prompt
 from .errors import DataError
 from .files import write_text_atomic  # noqa: F401  (here too: the writers of a run's files import it from here)
 
@@ -208,6 +208,15 @@ def check_lengths(tok, examples: Iterable[Example], block_size: int, modes: Sequ
     return [ex for ex in examples if ex.id not in skip]
 
 
+def auto_block_size(tok, examples: Sequence[Example], prefix_len: int, max_new_tokens: int) -> int:
+    """block_size=0: the context the run's examples need. The longer of: the longest example as check_lengths
+    counts it (any mode, soft prompt included), and the longest prompt plus max_new_tokens (generation is cut at
+    the block's end, so this leaves every question its whole budget)."""
+    lengths, _ = length_report(tok, examples, block_size=10**9, prefix_len=prefix_len)
+    longest_prompt = max(len(tok.encode(format_prompt(ex.question))) for ex in examples)
+    return max(max(max(v) for v in lengths.values()), prefix_len + longest_prompt + max_new_tokens)
+
+
 def run_data_dir(cfg, out_dir: str) -> str:
     """A run's data folder: cfg.data_dir, or the built-in suite train.py generates into out_dir/synth_<seed>."""
     return cfg.data_dir or os.path.join(out_dir, f"synth_{cfg.synth_seed}")
@@ -215,8 +224,9 @@ def run_data_dir(cfg, out_dir: str) -> str:
 
 def load_data(cfg, tok):
     """A run's (train, test, data_dir): the examples of cfg.data_dir, or the built-in synthetic suite (generated
-    into out_dir/synth_<seed> on first use). Examples too long for the context fail the run before training, or
-    are dropped, as cfg.on_too_long says."""
+    into out_dir/synth_<seed> on first use). block_size=0 is set here, in cfg, from these examples
+    (auto_block_size, capped at init_from's positions). Examples too long for the context fail the run before
+    training, or are dropped, as cfg.on_too_long says."""
     data_dir = run_data_dir(cfg, cfg.out_dir)
     if not cfg.data_dir:
         from data.synth import SynthConfig, is_current, write_suite  # the generator lives with the data scripts
@@ -232,12 +242,20 @@ def load_data(cfg, tok):
     if cfg.max_test:
         test = test[:cfg.max_test]
     prefix = cfg.n_prefix if cfg.mechanism == "atm" else 0
+    if not cfg.block_size and train and test:  # (an empty split fails below, with its own message)
+        from .hf import max_positions  # lazily: it imports torch and the students
+        need, limit = auto_block_size(tok, train + test, prefix, cfg.max_new_tokens), max_positions(cfg.init_from)
+        cfg.block_size = need if limit is None else min(need, limit)
+        print(f"block_size=0: {cfg.block_size} positions, sized from the data (the longest example, or the longest "
+              f"prompt + max_new_tokens={cfg.max_new_tokens}{f', soft prompt {prefix}' if prefix else ''})"
+              + (f"; it asks for {need}, more than the model's positions ({limit})" if need > cfg.block_size else ""))
     checked = []
     for split, examples in (("train", train), ("test", test)):
         if not examples:  # would fail much later (a division by zero in the data order, an empty table)
             raise DataError(f"{os.path.join(data_dir, split + '.jsonl')} has no examples: a data folder needs at "
                             f"least one in each of train.jsonl and test.jsonl (see data/README.md)")
-        kept = check_lengths(tok, examples, cfg.block_size, prefix_len=prefix, on_too_long=cfg.on_too_long)
+        kept = check_lengths(tok, examples, cfg.block_size, prefix_len=prefix, on_too_long=cfg.on_too_long,
+                             what=f"{split} examples")
         if not kept:
             raise DataError(f"every {split} example is longer than block_size={cfg.block_size} allows, so none "
                             f"is left after on_too_long='drop': raise --block_size")

@@ -142,6 +142,12 @@ def read_gguf_tokenizer(path):
     return from_gguf_metadata(read_metadata(reader), name=f"gguf:{path.name}")
 
 
+def read_gguf_config(path) -> dict:
+    """The Hugging Face config of a GGUF file alone (its metadata and tensor names; no tensor is dequantized)."""
+    _, _, reader = _open(path)
+    return config_from_metadata(read_metadata(reader), tied="output.weight" not in [t.name for t in reader.tensors])
+
+
 def read_gguf(path) -> tuple[dict, dict, object]:
     """(hf_config, state_dict, tokenizer) of a llama-architecture GGUF file. state_dict: {LlamaForCausalLM
     parameter name: float32 tensor}, no lm_head.weight when the file ties it to the embeddings. tokenizer: an

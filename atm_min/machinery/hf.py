@@ -21,7 +21,7 @@ import torch
 
 from ..students.llama import Llama, LlamaConfig, rope_frequencies
 from .errors import CheckpointError, TokenizerError
-from .gpt2 import HF_GPT2_NAMES, _read_hf_config, _read_weights, from_pretrained
+from .gpt2 import HF_GPT2_NAMES, _n_positions, _read_hf_config, _read_weights, from_pretrained
 
 LLAMA_TYPES = ("llama", "qwen2", "qwen3")
 SUPPORTED = ("a Hugging Face directory (config.json + model.safetensors) of model_type gpt2, llama, qwen2 or "
@@ -184,6 +184,22 @@ def pretrained_tokenizer_name(init_from: str) -> str:
         return "hf:" + init_from  # a Hub name, resolved when the tokenizer is loaded
     raise CheckpointError(f"init_from={init_from!r} is not a checkpoint this code reads: expected 'scratch', "
                           f"{SUPPORTED}")
+
+
+def max_positions(init_from: str) -> int | None:
+    """The longest sequence init_from's weights cover (read from its config or metadata; no weight is loaded):
+    what block_size=0 is capped at. None for a student from scratch (its position table is made to measure) and
+    for a Hub name (load_student checks block_size once the files are downloaded)."""
+    path = Path(init_from).expanduser()
+    if init_from in HF_GPT2_NAMES:
+        return 1024  # GPT-2's position table, every size
+    if path.is_dir():
+        hf = read_hf_config(path)
+        return _n_positions(hf) if hf.get("model_type", "gpt2") == "gpt2" else hf.get("max_position_embeddings", 2048)
+    if init_from.endswith(".gguf"):
+        from .gguf import read_gguf_config
+        return read_gguf_config(path)["max_position_embeddings"]
+    return None
 
 
 def load_tokenizer(name: str):

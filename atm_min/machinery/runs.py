@@ -135,7 +135,7 @@ def model_keys(atm: bool = True) -> tuple[str, ...]:
 # Our rule for --resume and a FINISHED checkpoint: it is reused only if it was trained as this run would train it --
 # the same model (model_keys) and the same budget: the same number of steps and these settings. Otherwise a
 # CheckpointError names what changed; reusing it would silently report another run's student as this one's.
-BUDGET_KEYS = ("batch_size", "grad_accum", "lr", "min_lr", "warmup_iters", "weight_decay", "beta1", "beta2",
+BUDGET_KEYS = ("batch_size", "grad_accum", "length_batches", "lr", "min_lr", "warmup_iters", "weight_decay", "beta1", "beta2",
                "grad_clip", "aux_weight", "dropout", "freeze_student", "seed")
 
 

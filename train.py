@@ -33,7 +33,7 @@ from atm_min.machinery.decided import add_decided_and_traps, open_questions
 from atm_min.machinery.errors import ProjectError
 from atm_min.machinery.gpt2 import get_tokenizer
 from atm_min.machinery.jobs import Job, Students, write_json
-from atm_min.machinery.runs import StudentRun, load_finished, test_oracle_labels
+from atm_min.machinery.runs import StudentRun, finished_learner, test_oracle_labels
 from atm_min.machinery.runtime import Runtime, setup
 from atm_min.machinery.tables import format_summary
 from atm_min.training import train
@@ -75,7 +75,7 @@ def trained(cfg: TrainConfig, job: Job, examples, runtime: Runtime, tok, show: b
     """job's student (plus its perception), trained on examples with the core's loop, training.train, inside the
     machinery's StudentRun (checkpoints, --resume, progress); or, with --resume, the one a finished run left.
     Returns its Learner."""
-    finished = load_finished(cfg, runtime, tok, job.ckpt, job.iters or None, desc=job.name)
+    finished = finished_learner(cfg, runtime, job.ckpt, job.iters or None, desc=job.name)
     if finished is not None:
         return finished
     with StudentRun(cfg, runtime, tok, job, examples, show) as run:

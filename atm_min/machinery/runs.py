@@ -185,8 +185,14 @@ def check_same_model(cfg: TrainConfig, ck: dict, ckpt_path: str) -> None:
                               f"settings it was trained with, another --out_dir, or drop --resume to train afresh")
 
 
-def load_finished(cfg: TrainConfig, runtime, tok, ckpt_path: str, iters: int | None = None, desc: str = ""):
-    """(student, perception) from a finished run's checkpoint, or None if there is none to reuse (desc: say so,
+def load_finished(cfg: TrainConfig, runtime, tok, ckpt_path: str, iters: int | None = None):
+    """(student, perception) of finished_learner, or None."""
+    learner = finished_learner(cfg, runtime, ckpt_path, iters)
+    return None if learner is None else (learner.student, learner.perception)
+
+
+def finished_learner(cfg: TrainConfig, runtime, ckpt_path: str, iters: int | None = None, desc: str = ""):
+    """The Learner of a finished run's checkpoint (--resume), or None if there is none to reuse (desc: say so,
     naming it). A finished run of another model or budget (iters steps, BUDGET_KEYS) is a CheckpointError."""
     if not (cfg.resume and os.path.exists(ckpt_path)):
         return None
@@ -204,7 +210,7 @@ def load_finished(cfg: TrainConfig, runtime, tok, ckpt_path: str, iters: int | N
     learner = learner_from_checkpoint(ck, saved_config(ck), ckpt_path).to(runtime.device)  # the model that was saved
     if desc and runtime.master:
         print(f"{desc}: finished earlier, loaded {ckpt_path}")
-    return learner.student, learner.perception
+    return learner
 
 
 def finished_student(path: str, device):
@@ -249,5 +255,6 @@ def test_oracle_labels(cfg, runtime, tok, test, evals: dict) -> list[str] | None
 
 def trained(cfg, runtime, tok, examples, modes, ckpt_path, **kw):
     """A finished student from ckpt_path if --resume found one, else a training run."""
-    return load_finished(cfg, runtime, tok, ckpt_path, kw.get("iters"), kw.get("desc", "train")) or \
+    learner = finished_learner(cfg, runtime, ckpt_path, kw.get("iters"), kw.get("desc", "train"))
+    return (learner.student, learner.perception) if learner is not None else \
         train_run(cfg, runtime, tok, examples, modes, ckpt_path, **kw)

@@ -40,7 +40,7 @@ class RouterLearner(Learner):
     """A Router alone (student None): only its classifier learns, from the k-fold labels."""
 
     def __init__(self, router: Router):
-        super().__init__(None, router)
+        super().__init__(None, router, aux_weight=1.0)  # its loss is the classifier's alone
 
     def forward(self, x, y, q_ids, q_mask, features, post):
         _, post_logit = perceive(self.perception, None, q_ids, q_mask, features)

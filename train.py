@@ -5,11 +5,14 @@
     torchrun --nproc_per_node=8 train.py config/gpt2_large_finetune_cot.py
 
 main() is the paper's pipeline, top to bottom: the data; the k-fold students (for each fold, a pre and a post
-student trained on the other folds) and their evidence on the held-out questions; the labels; the ATM student
-(student + perception module) trained on questions formatted in their label's mode; the pre, post and
-answer-only baselines of the same size and budget; the table. The lesson's steps live in atm_min/ (README's
-reading order). What runs them robustly and fast lives in atm_min/machinery/: `students.start(job)` trains a
-student side by side with the others (one process per core) and `.result()` waits for what it returns.
+student trained on the other folds, training.train) and their held_out_evidence; the labels (labels.label); the
+ATM student (student + perception module) trained on questions formatted in their label's mode; the pre, post
+and answer-only baselines of the same size and budget; their generate_answers on the test set; the table.
+run_job says what one student's job does. The lesson's steps live in atm_min/ (README's reading order); a
+variant's step replaces one of them through `design` (machinery/choose.py), chosen once from the settings.
+What runs them robustly and fast lives in atm_min/machinery/: `s.start(job)` trains a student side by side
+with the others (one process per core) and `.result()` waits for what it returns; StudentRun wraps the loop
+in checkpoints, --resume and progress.
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ def parse(argv):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The model: everything needed to rebuild it is in the checkpoint (machinery/runs.py train_run's save()).
+# The model: everything needed to rebuild it is in the checkpoint (machinery/runs.py StudentRun.save).
 
 def load_model(path: str, device: str, tokenizer_path: str = ""):
     """(student, perception or None, tokenizer, checkpoint dict) from a train.py checkpoint."""

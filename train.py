@@ -5,15 +5,19 @@
     torchrun --nproc_per_node=8 train.py config/gpt2_large_finetune_cot.py
 
 main() is the paper's pipeline, top to bottom: the data; the k-fold students (for each fold, a pre and a post
-student trained on the other folds) and their evidence on the held-out questions; the labels; the ATM student
-(student + perception module) trained on questions formatted in their label's mode; the pre, post and
-answer-only baselines of the same size and budget; the table. The lesson's steps live in atm_min/ (README's
-reading order). What runs them robustly and fast lives in atm_min/machinery/: `students.start(job)` trains a
-student side by side with the others (one process per core) and `.result()` waits for what it returns.
+student trained on the other folds, training.train) and their held_out_evidence; the labels (labels.label); the
+ATM student (student + perception module) trained on questions formatted in their label's mode; the pre, post
+and answer-only baselines of the same size and budget; their generate_answers on the test set; the table.
+run_job says what one student's job does. The lesson's steps live in atm_min/ (README's reading order); a
+variant's step replaces one of them through `design` (machinery/choose.py), chosen once from the settings.
+What runs them robustly and fast lives in atm_min/machinery/: `s.start(job)` trains a student side by side
+with the others (one process per core) and `.result()` waits for what it returns; StudentRun wraps the loop
+in checkpoints, --resume and progress.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -21,8 +25,9 @@ import time
 
 import torch.distributed as dist
 
-from atm_min.evaluate import (agreement, oracle_summary, random_routing_summary, summarize,
+from atm_min.evaluate import (agreement, generate_answers, oracle_summary, random_routing_summary, summarize,
                               timed_answers)
+from atm_min.formats import MODES
 from atm_min.labels import answer_first_confidence, evidence_counts, fold_ids
 from atm_min.machinery import choose
 from atm_min.machinery.config import TrainConfig, parse_args
@@ -31,17 +36,18 @@ from atm_min.machinery.decided import add_decided_and_traps, open_questions
 from atm_min.machinery.errors import ProjectError
 from atm_min.machinery.gpt2 import get_tokenizer
 from atm_min.machinery.jobs import Job, Students, write_json
-from atm_min.machinery.runs import test_oracle_labels, trained
+from atm_min.machinery.runs import StudentRun, finished_learner, test_oracle_labels
 from atm_min.machinery.runtime import Runtime, setup
 from atm_min.machinery.tables import format_summary
+from atm_min.training import train
 from atm_min.variants.threshold_curve import threshold_sweep
 
 MECHANISMS = ("pre", "post", "answer", "atm")  # the table's column order, whichever student finished first
 
 
-def fold_students(cfg: TrainConfig, train) -> list[Job]:
+def fold_students(cfg: TrainConfig, train_set) -> list[Job]:
     """2k jobs: for each fold k, a pre and a post student trained on the other k-1 folds."""
-    folds = fold_ids(len(train), cfg.folds, cfg.seed)
+    folds = fold_ids(len(train_set), cfg.folds, cfg.seed)
     fold_dir = os.path.join(cfg.out_dir, "folds")
     jobs = []
     for k in range(cfg.folds):
@@ -54,49 +60,53 @@ def fold_students(cfg: TrainConfig, train) -> list[Job]:
     return jobs
 
 
-def baseline_students(cfg: TrainConfig, train) -> list[Job]:
-    """The students the ATM student is compared with, of the same size and budget (or --mechanism's alone). A
-    router (--decider=router) answers with the pre and post baselines, so it needs them even without baselines."""
-    router = cfg.mechanism == "atm" and cfg.decider == "router"
-    mechs = (["pre", "post", "answer"] if cfg.baselines else ["pre", "post"] if router else []) \
-        if cfg.mechanism == "atm" else [cfg.mechanism]
-    return [Job(m, list(range(len(train))), [m] * len(train),
-                os.path.join(cfg.out_dir, "ckpt.pt" if m == cfg.mechanism else f"baseline_{m}.pt"), cfg.seed)
-            for m in mechs]
+def compared_students(cfg: TrainConfig, train_set, design: choose.Design) -> list[Job]:
+    """The ATM student and the students it is compared with, of the same size and budget: the pre, post and
+    answer-only baselines (those its decider needs, design.specialists, even without --baselines); or
+    --mechanism's student alone. The ATM student's formats (modes) come with the labels."""
+    everyone = list(range(len(train_set)))
+    if cfg.mechanism != "atm":
+        return [Job(cfg.mechanism, everyone, [cfg.mechanism] * len(everyone), os.path.join(cfg.out_dir, "ckpt.pt"),
+                    cfg.seed)]
+    mechs = ["pre", "post", "answer"] if cfg.baselines else list(design.specialists)
+    return [Job(m, everyone, [m] * len(everyone), os.path.join(cfg.out_dir, f"baseline_{m}.pt"), cfg.seed)
+            for m in mechs] + [Job("atm", everyone, None, os.path.join(cfg.out_dir, "ckpt.pt"), cfg.seed, atm=True,
+                                   after=design.specialists)]
 
 
-def atm_student(cfg: TrainConfig, train, labels: list[str]) -> Job:
-    """The ATM student, every training question formatted in its label's mode (a router after its specialists)."""
-    return Job("atm", list(range(len(train))), labels, os.path.join(cfg.out_dir, "ckpt.pt"), cfg.seed, atm=True,
-               after=("pre", "post") if cfg.decider == "router" else ())
+def trained(cfg: TrainConfig, job: Job, examples, runtime: Runtime, tok, show: bool = True):
+    """job's student (plus its perception), trained on examples with the core's loop, training.train, inside the
+    machinery's StudentRun (checkpoints, --resume, progress); or, with --resume, the one a finished run left.
+    Returns its Learner."""
+    finished = finished_learner(cfg, runtime, job.ckpt, job.iters or None, desc=job.name)
+    if finished is not None:
+        return finished
+    with StudentRun(cfg, runtime, tok, job, examples, show) as run:
+        train(run.model, run.optimizer, run.items, cfg, runtime, run.steps)
+    return run.learner
 
 
-def run_job(cfg: TrainConfig, job: Job, train, test, runtime: Runtime | None = None, tok=None, show=True):
-    """Train job's student and put it to work. A fold student answers its held-out questions: returns the
+def run_job(cfg: TrainConfig, job: Job, train_set, test, runtime: Runtime | None = None, tok=None, show=True):
+    """Train job's student and put it to work. A fold student answers its held-out questions: returns its
     evidence {held_out, correct, p_gold} (cached in job.cache). A compared student answers the test set: returns
     {summary, records, ...}. None on DDP ranks other than 0. Runs in a worker process or right here."""
     runtime = runtime or setup(cfg)  # in a worker process: its own (cfg.num_threads set by the parent)
     tok = tok or get_tokenizer(cfg.tokenizer, cfg.tokenizer_path or None)
-    student, perception = trained(cfg, runtime, tok, [train[i] for i in job.fit], job.modes, job.ckpt,
-                                  atm=job.atm, iters=job.iters or None, seed=job.seed, desc=job.name, show=show)
+    design = choose.design(cfg)  # the paper's steps, or a variant's in their place
+    learner = trained(cfg, job, [train_set[i] for i in job.fit], runtime, tok, show)
     out = None
     if runtime.master and job.held_out is not None:
-        out = {"held_out": job.held_out, **choose.evidence(cfg, student, tok, [train[i] for i in job.held_out],
-                                                           job.mode, runtime.device, job.seed, runtime.ctx)}
+        held_out = [train_set[i] for i in job.held_out]
+        fold_cfg = dataclasses.replace(cfg, seed=job.seed)  # its own seed (for sampled answers, --label_samples)
+        out = {"held_out": job.held_out,
+               **design.held_out_evidence(learner.student, tok, held_out, job.mode, fold_cfg, runtime)}
         write_json(job.cache, out)
         os.remove(job.ckpt)  # the evidence is what we keep; fold students can be large
-    elif runtime.master and job.atm:  # answers as its decider gives them, and in each mode: the curve's ends
-        records, ms, forced = choose.test_answers(cfg, student, perception, tok, test, runtime.device, runtime.ctx)
-        out = {"summary": summarize(records, ms), "records": records, "forced": forced,
-               "train_p_post": choose.train_p_post(cfg, student, perception, tok, [train[i] for i in job.fit],
-                                                   runtime.device)}
+    elif runtime.master and job.atm:
+        out = atm_answers(cfg, learner, tok, test, runtime, design)
+        out["train_p_post"] = design.p_post(learner, tok, [train_set[i] for i in job.fit], runtime)
     elif runtime.master:
-        records, ms = timed_answers(student, tok, test, runtime.device, cfg.eval_batch_size, cfg.max_new_tokens,
-                                    explain=cfg.explain, ctx=runtime.ctx)
-        out = {"summary": summarize(records, ms), "records": records}
-        if job.name == "post" and cfg.mechanism == "atm":  # its p(gold answer): the test-set oracle label
-            out["p_gold"] = answer_first_confidence(student, tok, test, runtime.device, cfg.eval_batch_size,
-                                                    ctx=runtime.ctx)
+        out = baseline_answers(cfg, job, learner.student, tok, test, runtime)
     if runtime.world > 1:
         dist.barrier()
         if job.held_out is not None:
@@ -105,24 +115,36 @@ def run_job(cfg: TrainConfig, job: Job, train, test, runtime: Runtime | None = N
     return out
 
 
-def kfold_labels(cfg: TrainConfig, train, evidence: dict, show: bool = True) -> tuple[list[str], dict]:
-    """Label every training question "pre" or "post" from the fold students' evidence (job name -> result);
-    write out_dir/labels.json. Returns (labels, counts per group of who was right)."""
-    rows = [{} for _ in train]  # per question: pre_ok, post_ok, p_gold (and pre_rate, post_rate if sampled)
-    for name, ev in evidence.items():
-        mode = name.split()[-1]
-        for j, i in enumerate(ev["held_out"]):
-            rows[i][f"{mode}_ok"] = ev["correct"][j]
-            rows[i].update({"p_gold": ev["p_gold"][j]} if mode == "post" else {})
-            rows[i].update({f"{mode}_rate": ev["pass_rate"][j]} if cfg.label_samples else {})
-    labels = [choose.labeller(cfg)(r) for r in rows]
-    counts = evidence_counts([ex.group for ex in train], [r["pre_ok"] for r in rows], [r["post_ok"] for r in rows],
-                             labels)
-    labels = choose.label_source(cfg, labels)  # label_source="random": shuffled, the same post rate
-    write_json(os.path.join(cfg.out_dir, "labels.json"), {
-        ex.id: {"label": lab, "pre_ok": r["pre_ok"], "post_ok": r["post_ok"], "p_gold": r["p_gold"],
-                **({"pre_rate": r["pre_rate"], "post_rate": r["post_rate"]} if cfg.label_samples else {})}
-        for ex, lab, r in zip(train, labels, rows)}, indent=0)
+def atm_answers(cfg: TrainConfig, learner, tok, test, runtime: Runtime, design: choose.Design) -> dict:
+    """The ATM student's test answers as its decider gives them (design.generate_answers: generate_answers with
+    the perception, or a variant's), and with every question forced into each mode (the threshold curve's ends)."""
+    records, ms = timed_answers(learner, tok, test, cfg, runtime, answer=design.generate_answers)
+    forced = {m: design.generate_answers(learner, tok, test, cfg, runtime, force=m) for m in MODES}
+    return {"summary": summarize(records, ms), "records": records, "forced": forced}
+
+
+def baseline_answers(cfg: TrainConfig, job: Job, student, tok, test, runtime: Runtime) -> dict:
+    """A compared student's generate_answers on the test set; the post baseline of an ATM run also gives its
+    p(gold answer) of each test question (the test-set oracle label)."""
+    records, ms = timed_answers(student, tok, test, runtime.device, cfg.eval_batch_size, cfg.max_new_tokens,
+                                explain=cfg.explain, ctx=runtime.ctx, answer=generate_answers)
+    out = {"summary": summarize(records, ms), "records": records}
+    if job.name == "post" and cfg.mechanism == "atm":
+        out["p_gold"] = answer_first_confidence(student, tok, test, runtime.device, cfg.eval_batch_size,
+                                                ctx=runtime.ctx)
+    return out
+
+
+def kfold_labels(cfg: TrainConfig, train_set, rows: list[dict], design: choose.Design, show: bool = True):
+    """Label every training question "pre" or "post" from its evidence row (evidence_rows), by the label rule
+    (labels.label, or a variant's: design.label); write out_dir/labels.json. Returns (the labels the ATM student
+    trains on, counts per group of who was right)."""
+    labels = [design.label(r) for r in rows]
+    counts = evidence_counts([ex.group for ex in train_set], [r["pre_ok"] for r in rows],
+                             [r["post_ok"] for r in rows], labels)
+    labels = design.training_labels(labels)  # the k-fold labels; label_source="random": shuffled
+    write_json(os.path.join(cfg.out_dir, "labels.json"), {ex.id: {"label": lab, **r}
+                                                          for ex, lab, r in zip(train_set, labels, rows)}, indent=0)
     a = counts["ALL"]
     if show:
         print(f"k-fold labels: {labels.count('post')} post, {labels.count('pre')} pre of {len(labels)}; evidence: "
@@ -131,42 +153,66 @@ def kfold_labels(cfg: TrainConfig, train, evidence: dict, show: bool = True) -> 
     return labels, counts
 
 
+def evidence_rows(n: int, folds: list[Job], evidence: list[dict]) -> list[dict]:
+    """Per training question, what the fold students that held it out showed: {pre_ok, post_ok, p_gold} (and
+    pre_rate, post_rate where the evidence has pass rates)."""
+    rows = [{} for _ in range(n)]
+    for job, ev in zip(folds, evidence, strict=True):
+        for j, i in enumerate(ev["held_out"]):
+            rows[i][f"{job.mode}_ok"] = ev["correct"][j]
+            rows[i].update({"p_gold": ev["p_gold"][j]} if job.mode == "post" else {})
+            rows[i].update({f"{job.mode}_rate": ev["pass_rate"][j]} if "pass_rate" in ev else {})
+    keys = ("pre_ok", "post_ok", "p_gold", "pre_rate", "post_rate")
+    return [{k: r[k] for k in keys if k in r} for r in rows]
+
+
 def main(argv):
     t_start = time.time()
     cfg = parse_args(argv)
     runtime = setup(cfg)
     tok = get_tokenizer(cfg.tokenizer, cfg.tokenizer_path or None)
+    design = choose.design(cfg)  # the paper's steps, or a variant's in their place: chosen here, once
     os.makedirs(cfg.out_dir, exist_ok=True)
     # 1. the data
-    train, test, data_dir = load_data(cfg, tok)
+    train_set, test, data_dir = load_data(cfg, tok)
     if runtime.master:
-        print(f"data: {len(train)} train / {len(test)} test examples from {data_dir}; device {runtime.device}")
-    atm = cfg.mechanism == "atm"
-    folds, baselines = fold_students(cfg, train) if atm else [], baseline_students(cfg, train)
-    every_job = folds + baselines + ([atm_student(cfg, train, [])] if atm else [])
-    with Students(cfg, runtime, tok, train, test, run_job, every_job) as s:
-        # 2. the k-fold students, and beside them the baselines, which need nothing from the folds
-        folds = [s.start(job) for job in folds]
-        baselines = {job.name: s.start(job) for job in baselines}
+        print(f"data: {len(train_set)} train / {len(test)} test examples from {data_dir}; device {runtime.device}")
+    folds = fold_students(cfg, train_set) if cfg.mechanism == "atm" else []
+    compared = compared_students(cfg, train_set, design)
+    with Students(cfg, runtime, tok, train_set, test, run_job, folds + compared) as s:
+        # 2. the k-fold students, each trained (training.train) on the other folds, then its held_out_evidence;
+        #    beside them the baselines, which need nothing from the folds (run_job says what each job does)
+        evidence = [s.start(job) for job in folds]
+        answers = {job.name: s.start(job) for job in compared if not job.atm}
         evals = {}
-        if atm:
-            # 3. the labels, from the fold students' evidence on their held-out questions
-            labels, counts = kfold_labels(cfg, train, {f.name: f.result() for f in folds}, runtime.master)
-            # 4. the ATM student, trained on every question in its label's mode (first in the queue: the longest)
-            evals["atm"] = s.start(atm_student(cfg, train, labels), first=True).result()
-        # 5. the baselines' test answers
-        evals.update({name: f.result() for name, f in baselines.items()})
-    if not runtime.master:
-        return
-    # 6. the table
-    results = {}
+        if cfg.mechanism == "atm":
+            # 3. the labels: the label rule on each training question's evidence
+            rows = evidence_rows(len(train_set), folds, [f.result() for f in evidence])
+            labels, counts = kfold_labels(cfg, train_set, rows, design, runtime.master)
+            # 4. the ATM student, trained on every question in its label's mode (first in the queue: the longest),
+            #    then its generate_answers on the test set
+            atm = dataclasses.replace(compared[-1], modes=labels)
+            evals["atm"] = s.start(atm, first=True).result()
+            if runtime.master:
+                evals["atm"]["summary"].update(label_agreement=agreement(evals["atm"]["train_p_post"], labels),
+                                               label_counts=counts)
+        # 5. the baselines' generate_answers on the test set
+        evals.update({name: f.result() for name, f in answers.items()})
+    if runtime.master:  # 6. the table
+        report(cfg, table(cfg, evals, (train_set, test), runtime, tok), argv, t_start)
+
+
+def table(cfg: TrainConfig, evals: dict, data, runtime: Runtime, tok) -> dict:
+    """The results: each student's summary (and its predictions_*.jsonl); for an ATM run also the threshold
+    curve, the agreement with the test-set oracle labels, the oracle and random-routing rows; the decided
+    questions and traps."""
+    (train_set, test), results = data, {}
     for mech, ev in sorted(evals.items(), key=lambda kv: MECHANISMS.index(kv[0])):
         results[mech] = ev["summary"]
         write_text_atomic(os.path.join(cfg.out_dir, f"predictions_{mech}.jsonl"),
                           "".join(json.dumps(r) + "\n" for r in ev["records"]))
-    if atm:
-        results["atm"].update(label_agreement=agreement(evals["atm"]["train_p_post"], labels), label_counts=counts,
-                              tradeoff=threshold_sweep(evals["atm"]["forced"]["pre"], evals["atm"]["forced"]["post"]))
+    if "atm" in evals:
+        results["atm"]["tradeoff"] = threshold_sweep(evals["atm"]["forced"]["pre"], evals["atm"]["forced"]["post"])
         test_labels = test_oracle_labels(cfg, runtime, tok, test, evals)  # from the pre and post baselines' answers
         if test_labels is not None:
             results["atm"]["test_oracle_agreement"] = agreement([r["p_post"] for r in evals["atm"]["records"]],
@@ -175,11 +221,16 @@ def main(argv):
             pre, post = evals["pre"]["records"], evals["post"]["records"]
             results["oracle"] = oracle_summary(pre, post)
             results["random"] = random_routing_summary(pre, post, results["atm"]["post_fraction"])
-    add_decided_and_traps(results, {m: ev["records"] for m, ev in evals.items()}, open_questions(train, test))
-    table = dict(results)
+    add_decided_and_traps(results, {m: ev["records"] for m, ev in evals.items()}, open_questions(train_set, test))
+    return results
+
+
+def report(cfg: TrainConfig, results: dict, argv, t_start: float):
+    """Write results.json (with the command and the wall time) and print the table."""
+    summary = dict(results)
     results["run"] = {"command": " ".join(["python train.py", *argv]), "wall_time_s": time.time() - t_start}
     write_json(os.path.join(cfg.out_dir, "results.json"), results, indent=2)
-    print(format_summary(table, cfg.decider))  # the table, traps, k-fold evidence, agreements
+    print(format_summary(summary, cfg.decider))  # the table, traps, k-fold evidence, agreements
     print(f"wrote {os.path.join(cfg.out_dir, 'results.json')}; wall time {results['run']['wall_time_s']:.0f} s")
 
 

@@ -32,11 +32,14 @@ def fold_ids(n: int, k: int, seed: int) -> list[int]:
     return folds
 
 
-def held_out_evidence(student, tok, held_out, mode: str, device, batch_size=256, max_new_tokens=96, ctx=None):
+def held_out_evidence(student, tok, held_out, mode: str, cfg, runtime) -> dict:
     """What a fold student trained in `mode` shows about the questions it never saw: {"correct": [bool, ...],
-    "p_gold": [float, ...] for a post student (answer_first_confidence), else None}."""
-    records = generate_answers(student, tok, held_out, device, batch_size, max_new_tokens, ctx=ctx)
-    p_gold = answer_first_confidence(student, tok, held_out, device, batch_size, ctx=ctx) if mode == "post" else None
+    "p_gold": [float, ...] for a post student (answer_first_confidence), else None}. cfg: eval_batch_size,
+    max_new_tokens; runtime: device, ctx (as training.train's)."""
+    device, batch_size = runtime.device, cfg.eval_batch_size
+    records = generate_answers(student, tok, held_out, device, batch_size, cfg.max_new_tokens, ctx=runtime.ctx)
+    p_gold = answer_first_confidence(student, tok, held_out, device, batch_size, runtime.ctx) if mode == "post" \
+        else None
     return {"correct": [r["correct"] for r in records], "p_gold": p_gold}
 
 

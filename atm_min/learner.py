@@ -15,24 +15,24 @@ from .perception import Perception, perceive
 
 
 class Learner(nn.Module):
-    """Student + optional perception in one module, so DDP syncs both and one forward gives the loss."""
+    """Student + optional perception in one module, so DDP syncs both and one forward gives the loss.
+    aux_weight: the weight of the perception's classification loss (the setting TrainConfig.aux_weight, which
+    decides its default); needed with a perception."""
 
-    def __init__(self, student: GPT, perception: Perception | None = None):
+    def __init__(self, student: GPT, perception: Perception | None = None, aux_weight: float | None = None):
         super().__init__()
-        self.student, self.perception = student, perception
+        if perception is not None and aux_weight is None:
+            raise ValueError("a Learner with a perception needs aux_weight (TrainConfig.aux_weight: 1.0 by default)")
+        self.student, self.perception, self.aux_weight = student, perception, aux_weight
 
-    def forward(self, x, y, q_ids, q_mask, features, post, aux_weight: float = 0.0):
-        """Returns (loss to minimise, the student's language-model loss, the perception's label loss)."""
+    def forward(self, x, y, q_ids, q_mask, features, post):
+        """x, y (B, T): inputs and targets; q_ids, q_mask, features: the perception's inputs (batches.collate);
+        post (B,): each example's k-fold label, 1.0 = answer first. Returns (loss to minimise, the student's
+        language-model loss, the perception's label loss)."""
         if self.perception is None:  # a baseline or a k-fold student: the student alone
             _, lm_loss = self.student(x, y)
             return lm_loss, lm_loss, torch.zeros_like(lm_loss)
         prefix, post_logit = perceive(self.perception, self.student, q_ids, q_mask, features)
         aux = F.binary_cross_entropy_with_logits(post_logit.float(), post)  # learn the k-fold label
         _, lm_loss = self.student(x, y, prefix_embeds=prefix)
-        return lm_loss + aux_weight * aux, lm_loss, aux
-
-
-def build_learner(cfg, student: GPT, atm: bool) -> Learner:
-    """The student plus, for ATM, a fresh perception module sized by cfg (n_prefix, perc_layers, perc_heads)."""
-    perception = Perception(student.config.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads) if atm else None
-    return Learner(student, perception)
+        return lm_loss + self.aux_weight * aux, lm_loss, aux

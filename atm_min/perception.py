@@ -7,8 +7,9 @@
             think first (pre) or answer first (post)
         --> mean over P --> one logit: the probability of answering first, trained on the k-fold labels
 
-The paper describes the module only at this level; the sizes, the feature set, the output scale and the
-auxiliary classification loss are our choices (all in TrainConfig).
+The paper describes the module only at this level; the rest is our choice: the sizes (TrainConfig n_prefix,
+perc_layers, perc_heads), the weight of the classification loss (TrainConfig aux_weight), and, written here, the
+feature set and its scale (question_features) and the soft prompt's initial size (out_proj's init).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class CrossAttention(nn.Module):
         self.kv_proj = nn.Linear(n_embd, 2 * n_embd)
         self.c_proj = nn.Linear(n_embd, n_embd)
 
-    def forward(self, q_in, kv_in, key_mask, return_att=False):
+    def forward(self, q_in, kv_in, key_mask):
         # q_in (B, P, C) queries; kv_in (B, S, C) question; key_mask (B, S) bool, False = padding
         B, P, C = q_in.shape
         S = kv_in.size(1)
@@ -53,8 +54,7 @@ class CrossAttention(nn.Module):
         att = att.masked_fill(~key_mask[:, None, None, :], float("-inf"))  # never attend to padding
         att = F.softmax(att, dim=-1)
         y = (att @ v).transpose(1, 2).reshape(B, P, C)  # (B, P, C)
-        y = self.c_proj(y)
-        return (y, att) if return_att else y  # att (B, nh, P, S): each query's weights over the keys, sum 1
+        return self.c_proj(y), att  # att (B, nh, P, S): each query's weights over the keys, sum 1
 
 
 class PerceptionBlock(nn.Module):
@@ -66,11 +66,11 @@ class PerceptionBlock(nn.Module):
         self.ln_2 = nn.LayerNorm(n_embd)
         self.mlp = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd))
 
-    def forward(self, x, kv, key_mask, return_att=False):
-        a, att = self.attn(self.ln_q(x), self.ln_kv(kv), key_mask, return_att=True)
+    def forward(self, x, kv, key_mask):
+        a, att = self.attn(self.ln_q(x), self.ln_kv(kv), key_mask)
         x = x + a  # residual around cross-attention
         x = x + self.mlp(self.ln_2(x))  # residual around the MLP
-        return (x, att) if return_att else x
+        return x, att
 
 
 class Perception(nn.Module):
@@ -80,24 +80,13 @@ class Perception(nn.Module):
         self.feat_proj = nn.Linear(N_FEATURES, n_embd)  # features become one extra key/value "token"
         self.blocks = nn.ModuleList([PerceptionBlock(n_embd, n_head) for _ in range(n_layer)])
         self.ln_f = nn.LayerNorm(n_embd)
-        self.make_prompt_head(n_prefix, n_embd)
-        self.mode_head = nn.Linear(n_embd, 1)  # logit of "answer first" (post-thinking)
-
-    def make_prompt_head(self, n_prefix: int, n_embd: int):
         # GPT-2's init (std 0.02, zero bias) does NOT make the prompt small: after ln_f a query's output has norm
         # ~sqrt(C), so a soft-prompt vector starts ~sqrt(C) times as long as a token embedding (5.7x at C = 32,
         # docs/walkthrough.md). Loud from the start, our choice: the student cannot ignore it while it learns.
-        self.out_proj = nn.Linear(n_embd, n_embd)
+        self.out_proj = nn.Linear(n_embd, n_embd)  # the queries' outputs -> the soft prompt
         nn.init.normal_(self.out_proj.weight, std=0.02)
         nn.init.zeros_(self.out_proj.bias)
-
-    def write_prompt(self, x, post_logit):
-        """x (B, P, C): the queries' outputs -> the soft prompt (B, P, C): any function of the question."""
-        return self.out_proj(x)
-
-    def key_mask(self, q_mask):
-        """Which keys the queries may read: the feature "token" and every real question token. (B, 1+T) bool."""
-        return torch.cat([torch.ones_like(q_mask[:, :1]), q_mask], dim=1)
+        self.mode_head = nn.Linear(n_embd, 1)  # logit of "answer first" (post-thinking)
 
     def embed(self, student, q_ids):
         """The question's token embeddings, read through the student's own table (`get_input_embeddings`), so the
@@ -106,24 +95,27 @@ class Perception(nn.Module):
         through the soft prompt."""
         return student.get_input_embeddings()(q_ids).detach()  # (B, T, C)
 
+    def read(self, q_emb, q_mask, features):
+        """The P queries read the question: x (B, P, C), and each block's attention weights (see forward)."""
+        features = features.to(q_emb.dtype)  # the features arrive as float32 whatever the model's dtype
+        kv = torch.cat([self.feat_proj(features)[:, None, :], q_emb], dim=1)  # (B, 1+T, C)
+        kv_mask = torch.cat([torch.ones_like(q_mask[:, :1]), q_mask], dim=1)  # (B, 1+T): the features, real tokens
+        x = self.queries.expand(q_emb.size(0), -1, -1)  # (B, P, C)
+        atts = []
+        for block in self.blocks:
+            x, att = block(x, kv, kv_mask)
+            atts.append(att)
+        return self.ln_f(x), atts
+
     def forward(self, q_emb, q_mask, features, return_att=False):
         """q_emb (B, T, C): the student's token embeddings of the question (not the template);
         q_mask (B, T) bool, False at padding; features (B, N_FEATURES).
         Returns prefix (B, P, C) for the student and post_logit (B,); with return_att=True also a list with one
         (B, n_head, P, 1+T) tensor per block: each query's attention weights, key 0 = the feature "token",
         keys 1.. = the question tokens (each row sums to 1; masked keys get 0)."""
-        B = q_emb.size(0)
-        features = features.to(q_emb.dtype)  # the features arrive as float32 whatever the model's dtype
-        kv = torch.cat([self.feat_proj(features)[:, None, :], q_emb], dim=1)  # (B, 1+T, C)
-        kv_mask = self.key_mask(q_mask)  # (B, 1+T)
-        x = self.queries.expand(B, -1, -1)  # (B, P, C)
-        atts = []
-        for block in self.blocks:
-            x, att = block(x, kv, kv_mask, return_att=True)
-            atts.append(att)
-        x = self.ln_f(x)
+        x, atts = self.read(q_emb, q_mask, features)  # (B, P, C)
         post_logit = self.mode_head(x.mean(dim=1)).squeeze(-1)  # (B,)
-        prefix = self.write_prompt(x, post_logit)  # (B, P, C)
+        prefix = self.out_proj(x)  # (B, P, C): any function of the question
         return (prefix, post_logit, atts) if return_att else (prefix, post_logit)
 
 

@@ -19,6 +19,7 @@ from atm_min.model import GPT, GPTConfig
 
 from atm_min.tokenizer import byte_tokenizer
 from atm_min.machinery import choose, runtime
+from atm_min.machinery.jobs import Job
 from atm_min.machinery import runs
 from atm_min import evaluate
 from atm_min.machinery import errors
@@ -38,7 +39,7 @@ def learner(routing):
     perception = variant_perception(32, n_prefix=2, n_layer=1, n_head=2, routing=routing)
     with torch.no_grad():
         perception.out_proj.weight.normal_(0, 0.5)  # a soft prompt big enough to change the loss
-    return Learner(student, perception)
+    return Learner(student, perception, aux_weight=1.0)
 
 
 def test_hard_routing_trains_the_student_without_a_soft_prompt():
@@ -65,7 +66,7 @@ def test_hard_routing_evaluation_starts_each_question_with_the_classifiers_mode(
         lrn.perception.mode_head.bias -= torch.tensor(p_post).logit().median()
     p_post = evaluate.post_probabilities(lrn.student, lrn.perception, TOK, test, "cpu")
     assert any(p > 0.5 for p in p_post) and any(p <= 0.5 for p in p_post)
-    records = choose.test_answers(cfg, lrn.student, lrn.perception, TOK, test, "cpu", rt.ctx)[0]
+    records = choose.design(cfg).generate_answers(lrn, TOK, test, cfg, rt)
     for p, r in zip(p_post, records):
         assert r["text"].startswith("Answer:" if p > 0.5 else "Reasoning:")
         assert r["mode"] == ("post" if p > 0.5 else "pre")
@@ -78,8 +79,11 @@ def test_random_labels_keep_the_kfold_post_rate(tmp_path):
           "fold 1/1 post": {"held_out": held, "correct": [i % 2 == 0 for i in held],
                             "p_gold": [0.95 if i % 4 == 0 else 0.6 for i in held]}}
     cfg = parse_args(tiny_args(tmp_path))
-    kfold, counts = T.kfold_labels(cfg, train, ev)
-    rand, counts_r = T.kfold_labels(dataclasses.replace(cfg, label_source="random"), train, ev)
+    folds = [Job(name, [], [name.split()[-1]], "", 0, held_out=held) for name in ev]
+    rows = T.evidence_rows(len(train), folds, list(ev.values()))
+    kfold, counts = T.kfold_labels(cfg, train, rows, choose.design(cfg))
+    random_cfg = dataclasses.replace(cfg, label_source="random")
+    rand, counts_r = T.kfold_labels(random_cfg, train, rows, choose.design(random_cfg))
     assert kfold.count("post") == rand.count("post") > 0 and kfold != rand
     assert counts == counts_r  # the evidence is the same; only the labels lost it
     # confident_post: both right but unsure -> pre; sure -> post; only post right -> post
@@ -160,7 +164,7 @@ def test_gated_soft_prompt_lets_the_students_loss_train_the_classifier():
     with torch.no_grad():
         perc.mode_prompts.normal_(0, 1.0)
     batch = collate(encode_items(TOK, examples(), ["pre", "post"] * 3), "cpu")
-    _, lm, _ = Learner(student, perc)(**batch)
+    _, lm, _ = Learner(student, perc, aux_weight=1.0)(**batch)
     lm.backward()
     assert perc.mode_head.weight.grad.abs().sum() > 0  # through the mixing weight
     assert perc.mode_prompts.grad.abs().sum() > 0
@@ -197,8 +201,8 @@ def test_label_soft_prompt_mixes_like_gated_but_only_the_labels_train_the_classi
         label.mode_prompts.normal_(0, 1.0)
         gated.mode_prompts.copy_(label.mode_prompts)
     batch = collate(encode_items(TOK, examples(), ["pre", "post"] * 3), "cpu")
-    _, lm_g, aux_g = Learner(student, gated)(**batch)
-    _, lm_l, aux_l = Learner(student, label)(**batch)
+    _, lm_g, aux_g = Learner(student, gated, aux_weight=1.0)(**batch)
+    _, lm_l, aux_l = Learner(student, label, aux_weight=1.0)(**batch)
     assert torch.allclose(lm_g, lm_l) and torch.allclose(aux_g, aux_l)  # the same forward pass
     lm_l.backward()
     assert label.mode_head.weight.grad is None or label.mode_head.weight.grad.abs().sum() == 0

@@ -15,7 +15,7 @@ from atm_min.learner import Learner
 from atm_min.model import GPT, GPTConfig
 from atm_min.perception import Perception
 from atm_min.tokenizer import byte_tokenizer
-from atm_min.training import train
+from atm_min.training import Steps, train
 from atm_min.machinery.runtime import Runtime
 
 TOK = byte_tokenizer()
@@ -44,13 +44,14 @@ def examples(n=8):
 def gradients(batch_size, grad_accum, perception: bool, steps=2):
     torch.manual_seed(0)
     student = GPT(GPTConfig(block_size=96, vocab_size=TOK.vocab_size, n_layer=1, n_head=2, n_embd=16))
-    learner = Learner(student, Perception(16, n_prefix=2, n_layer=1, n_head=2) if perception else None)
+    learner = Learner(student, Perception(16, n_prefix=2, n_layer=1, n_head=2), aux_weight=0.5) if perception \
+        else Learner(student)
     items = encode_items(TOK, examples(), ["pre", "post"] * 4)
     assert len({len(it.x) for it in items}) == 1 and len({sum(t != -1 for t in it.y) for it in items}) == 1
     cfg = SimpleNamespace(batch_size=batch_size, grad_accum=grad_accum, length_batches=False, aux_weight=0.5,
                           grad_clip=0.0, lr=1e-3, min_lr=1e-4, warmup_iters=1)
     opt = GradientRecorder(learner.parameters())
-    train(learner, opt, items, cfg, Runtime("cpu", nullcontext(), None, 0, 1), steps, seed=3)
+    train(learner, opt, items, cfg, Runtime("cpu", nullcontext(), None, 0, 1), Steps(steps, seed=3))
     return opt.steps
 
 

@@ -25,7 +25,7 @@ from atm_min.learner import Learner
 from atm_min.model import GPT, GPTConfig
 from atm_min.perception import Perception, question_features, perceive
 from atm_min.tokenizer import byte_tokenizer
-from atm_min.training import lr_at, make_optimizer, train
+from atm_min.training import Steps, lr_at, make_optimizer, train
 from atm_min.machinery import data as mdata
 from atm_min.machinery import runs, runtime
 from atm_min.machinery.config import parse_args
@@ -61,9 +61,9 @@ def cpu_runtime():
 # ------------------------------------------------------------------------------------------------ the loss
 
 def test_total_loss_weighs_the_perception_loss_by_aux_weight():
-    learner = Learner(student(), perception())
+    learner = Learner(student(), perception(), aux_weight=0.37)
     batch = collate(encode_items(TOK, examples(), ["pre", "post", "post"]), "cpu")
-    loss, lm, aux = learner(**batch, aux_weight=0.37)
+    loss, lm, aux = learner(**batch)
     assert aux > 0 and torch.allclose(loss, lm + 0.37 * aux)
     # and aux is the binary cross-entropy of the perception's logit against the example's format (post = 1)
     _, logit = perceive(learner.perception, learner.student, batch["q_ids"], batch["q_mask"], batch["features"])
@@ -142,8 +142,8 @@ def test_train_uses_the_schedule_at_every_step():
     seen = []
     model = Learner(student(), None)
     items = encode_items(TOK, examples(), ["pre"] * 3)
-    train(model, make_optimizer(cfg, model, "cpu"), items, cfg, cpu_runtime(), 6, seed=0,
-          on_step=lambda it, lr, *_: seen.append(lr))
+    train(model, make_optimizer(cfg, model, "cpu"), items, cfg, cpu_runtime(),
+          Steps(6, seed=0, on_step=lambda it, lr, *_: seen.append(lr)))
     assert seen == [lr_at(cfg, it, 6) for it in range(6)]
 
 
@@ -153,7 +153,7 @@ def test_weight_decay_shrinks_matrices_only():
     """With zero gradients, one AdamW step only decays: every matrix shrinks by (1 - lr * weight_decay), while
     biases and LayerNorm gains and shifts keep their values."""
     cfg = SimpleNamespace(lr=0.1, weight_decay=0.5, beta1=0.9, beta2=0.99)
-    model = Learner(student(), perception())
+    model = Learner(student(), perception(), aux_weight=1.0)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = make_optimizer(cfg, model, "cpu")
     for p in model.parameters():
@@ -177,9 +177,9 @@ def test_gradient_clipping_caps_the_global_norm_of_the_update():
     def update_norm(grad_clip):
         model = Learner(student(), None)
         before = [p.detach().clone() for p in model.parameters()]
-        cfg = SimpleNamespace(batch_size=3, grad_accum=1, length_batches=False, aux_weight=0.0, grad_clip=grad_clip,
-                              lr=1.0, min_lr=1.0, warmup_iters=0)
-        train(model, torch.optim.SGD(model.parameters(), lr=1.0), items, cfg, cpu_runtime(), 1, seed=0)
+        cfg = SimpleNamespace(batch_size=3, grad_accum=1, length_batches=False, aux_weight=0.0, grad_clip=grad_clip, lr=1.0, min_lr=1.0,
+                              warmup_iters=0)
+        train(model, torch.optim.SGD(model.parameters(), lr=1.0), items, cfg, cpu_runtime(), Steps(1, seed=0))
         return torch.sqrt(sum(((p - b) ** 2).sum() for p, b in zip(model.parameters(), before))).item()
 
     raw = update_norm(0.0)
@@ -292,9 +292,9 @@ def test_fold_students_are_trained_on_their_fit_set_only(tmp_path, data_dir, mon
     seen = {}
     real = T.trained
 
-    def spy(cfg, rt, tok, examples, modes, ckpt_path, **kw):
-        seen[kw["desc"]] = [ex.id for ex in examples]
-        return real(cfg, rt, tok, examples, modes, ckpt_path, **kw)
+    def spy(cfg, job, examples, rt, tok, show=True):
+        seen[job.name] = [ex.id for ex in examples]
+        return real(cfg, job, examples, rt, tok, show)
 
     monkeypatch.setattr(T, "trained", spy)
     out = tmp_path / "run"

@@ -52,10 +52,10 @@ def assert_same_state(a, b, exact=True, where="state"):
 
 def variant_perception(n_embd, n_prefix=4, n_layer=1, n_head=4, perc_input="both", soft_prompt="free",
                        routing="soft"):
-    """A perception module as a run with these settings builds it (machinery/choose.py: the core's Perception
-    with the variants' mixins)."""
+    """A perception module as a run with these settings builds it (machinery/choose.py build_perception: the
+    core's Perception or a variant's)."""
     from types import SimpleNamespace
 
-    from atm_min.machinery.choose import perception_class
-    cls = perception_class(SimpleNamespace(perc_input=perc_input, soft_prompt=soft_prompt, routing=routing))
-    return cls(n_embd, n_prefix, n_layer, n_head)
+    from atm_min.machinery.choose import build_perception
+    return build_perception(SimpleNamespace(perc_input=perc_input, soft_prompt=soft_prompt, routing=routing,
+                                            n_prefix=n_prefix, perc_layers=n_layer, perc_heads=n_head), n_embd)

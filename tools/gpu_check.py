@@ -292,7 +292,7 @@ def ddp_worker(dry_run):
     from atm_min.machinery.runtime import Runtime
     from atm_min.model import GPT, GPTConfig
     from atm_min.tokenizer import byte_tokenizer
-    from atm_min.training import make_optimizer, train
+    from atm_min.training import Steps, make_optimizer, train
     dev = "cpu" if dry_run else f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     backend = "gloo" if dry_run else "nccl"
     if dev.startswith("cuda"):
@@ -311,7 +311,7 @@ def ddp_worker(dry_run):
         model = nn.parallel.DistributedDataParallel(learner, device_ids=None if dry_run else [dev]) if wrap \
             else learner
         rt = Runtime(dev, nullcontext(), None, dist.get_rank(), dist.get_world_size())
-        train(learner, make_optimizer(cfg, learner, dev), items, cfg, rt, 5, seed=0, model=model)
+        train(model, make_optimizer(cfg, learner, dev), items, cfg, rt, Steps(5, seed=0))
         states.append({k: v.detach().float().cpu() for k, v in learner.state_dict().items()})
     t = torch.ones(1, device=dev)
     dist.all_reduce(t)

@@ -179,7 +179,7 @@ def set_rng_state(state: dict) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The Learner in a checkpoint (runs.py train_run's save(): learner, optimizer, iter, done, config, model_args,
+# The Learner in a checkpoint (runs.py StudentRun.save: learner, optimizer, iter, done, config, model_args,
 # tokenizer, atm, rng)
 
 def load_learner_state(learner: Learner, state: dict, path: str) -> None:
@@ -200,7 +200,7 @@ def saved_config(ck: dict) -> SimpleNamespace:
 
 
 def learner_from_checkpoint(ck: dict, cfg, path: str = "the checkpoint") -> Learner:
-    """The Learner saved in checkpoint dict ck (runs.py train_run's save()); cfg gives the perception's sizes (normally
+    """The Learner saved in checkpoint dict ck (runs.py StudentRun.save); cfg gives the perception's sizes (normally
     saved_config(ck)). Raises CheckpointError when the checkpoint does not match this code's model."""
     try:
         router = ck["atm"] and getattr(cfg, "decider", "soft_prompt") == "router"  # a Router alone, no student

@@ -1,30 +1,33 @@
 """Machinery: which code a run's settings pick, the core's (the paper) or a variant's (atm_min/variants/).
 
-The core never asks which variant is on; this file is the one place that does. Each function reads the
-settings and hands back plain objects and functions; the callers (train.py, sample.py, the checkpoint loader,
-the comparison tables) call them without knowing which design they run.
+The core never asks which variant is on; this file is the one place that does, once, where an object is built:
+build_learner builds the module a run trains, and design(cfg) hands train.py the paper's steps, each the core's
+function or a variant's with the same contract in its place. The callers (train.py, sample.py, the checkpoint
+loader, the comparison tables) call what they get without knowing which design they run.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Callable
 
-from ..evaluate import generate_answers, generate_texts, post_probabilities, timed_answers
+from ..evaluate import generate_answers, generate_texts, post_probabilities
 from ..formats import MODES
 from ..labels import held_out_evidence, label
 from ..learner import Learner
-from ..perception import Perception
-from ..variants import hard_routing, label_rules, mode_token, perception_inputs, prompt_kinds, router
+from ..variants import hard_routing, label_rules, mode_token, perc_input, prompt_kinds, router
 from ..variants.random_labels import shuffled_labels
 from ..variants.sampled_evidence import pass_rates
 
 
-def perception_class(cfg):
-    """The core's Perception with the variants' mixins of cfg.routing, cfg.soft_prompt and cfg.perc_input (each
-    overrides one method: write_prompt, make_prompt_head or key_mask); the default settings: Perception itself."""
-    mixins = (*(() if cfg.routing == "soft" else (hard_routing.HardRouting,)),
-              *prompt_kinds.KINDS[cfg.soft_prompt], *perception_inputs.INPUTS[cfg.perc_input])
-    return type("Perception", (*mixins, Perception), {}) if mixins else Perception
+def build_perception(cfg, n_embd: int):
+    """The perception module of cfg: the core's Perception, or the class of cfg.soft_prompt (prompt_kinds.py),
+    reading cfg.perc_input's inputs (perc_input.py), with no soft prompt for routing="hard" (hard_routing.py)."""
+    perception = prompt_kinds.KINDS[cfg.soft_prompt](n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads)
+    if cfg.routing == "hard":
+        hard_routing.hard_routed(perception)
+    return perc_input.read_only(perception, cfg.perc_input)
 
 
 def build_learner(cfg, student, atm: bool, vocab_size: int = 0) -> Learner:
@@ -32,14 +35,13 @@ def build_learner(cfg, student, atm: bool, vocab_size: int = 0) -> Learner:
     with its mode token ("mode_token") or a Router alone over a vocabulary of vocab_size ("router", student None)."""
     _ = cfg.routing  # read for every learner: the resume rules (runs.model_keys) count it for a baseline too
     if not atm:
-        return Learner(student, None)
+        return Learner(student)
     if cfg.decider == "router":
-        cls = type("Router", (*perception_inputs.INPUTS[cfg.perc_input], router.Router), {})
-        return router.RouterLearner(cls(vocab_size, cfg.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads))
+        return router.RouterLearner(perc_input.read_only(
+            router.Router(vocab_size, cfg.n_embd, cfg.n_prefix, cfg.perc_layers, cfg.perc_heads), cfg.perc_input))
     if cfg.decider == "mode_token":
         return mode_token.ModeTokenLearner(student, cfg.mode_token_weight)
-    return Learner(student, perception_class(cfg)(student.config.n_embd, cfg.n_prefix, cfg.perc_layers,
-                                                  cfg.perc_heads))
+    return Learner(student, build_perception(cfg, student.config.n_embd), cfg.aux_weight)
 
 
 def is_hard(perception) -> bool:
@@ -56,19 +58,9 @@ def answers_function(perception):
     return hard_routing.hard_routed_answers if is_hard(perception) else generate_answers
 
 
-def evidence(cfg, student, tok, held_out, mode: str, device, seed: int, ctx=None) -> dict:
-    """A fold student's evidence on its held-out questions (labels.held_out_evidence), with pass rates over
-    cfg.label_samples sampled answers when that is > 0 (variants/sampled_evidence.py)."""
-    out = held_out_evidence(student, tok, held_out, mode, device, cfg.eval_batch_size, cfg.max_new_tokens, ctx=ctx)
-    if cfg.label_samples:
-        out.update(pass_rates(student, tok, held_out, device, cfg.label_samples, cfg.label_temperature, seed,
-                              cfg.eval_batch_size, cfg.max_new_tokens, ctx))
-    return out
-
-
-def labeller(cfg):
+def labeller(cfg) -> Callable:
     """cfg.label_rule as a function of one question's evidence row {pre_ok, post_ok, p_gold, pre_rate,
-    post_rate} -> "pre" or "post"."""
+    post_rate} -> "pre" or "post"; "confident_post" is the core's labels.label."""
     rules = {
         "confident_post": lambda r: label(r["pre_ok"], r["post_ok"], r["p_gold"], cfg.post_confidence,
                                           cfg.label_default),
@@ -80,37 +72,77 @@ def labeller(cfg):
     return rules[cfg.label_rule]
 
 
-def label_source(cfg, labels: list[str]) -> list[str]:
-    """The labels the ATM student trains on: the k-fold ones, or shuffled (label_source="random")."""
-    return shuffled_labels(labels, cfg.seed) if cfg.label_source == "random" else labels
+@dataclass(frozen=True)
+class Design:
+    """The paper's steps as a run's settings chose them: each the core's function or a variant's in its place.
+
+    held_out_evidence(student, tok, held_out, mode, cfg, runtime) -> a fold student's evidence (labels.py);
+    label(row) -> "pre" or "post": one question's label from its evidence row (labels.label with the settings);
+    training_labels(labels) -> the labels the ATM student trains on (the k-fold ones, or a variant's);
+    generate_answers(learner, tok, examples, cfg, runtime, force=None) -> the ATM student's answer records,
+        each with the decider's p_post (evaluate.generate_answers with the perception);
+    p_post(learner, tok, examples, runtime) -> the decider's p(answer first) of each question;
+    specialists: the compared students the ATM student needs finished first (a router's pre and post)."""
+    held_out_evidence: Callable
+    label: Callable
+    training_labels: Callable
+    generate_answers: Callable
+    p_post: Callable
+    specialists: tuple = ()
 
 
-def train_p_post(cfg, student, perception, tok, examples, device) -> list[float]:
-    """The decider's p(answer first) on training questions (for the agreement with the labels)."""
-    if cfg.decider == "mode_token":
-        return mode_token.first_token_p_post(student, tok, [ex.question for ex in examples], device)
-    return post_probabilities(student, perception, tok, examples, device)
+def design(cfg) -> Design:
+    """The Design of cfg: the core's steps where the settings are the paper's, a variant's where one is chosen."""
+    answers, p_post, specialists = {"soft_prompt": (atm_answers, perception_p_post, ()),
+                                    "mode_token": (mode_token_answers, mode_token_p_post, ()),
+                                    "router": (routed_answers, perception_p_post, ("pre", "post"))}[cfg.decider]
+    return Design(held_out_evidence=sampled_evidence if cfg.label_samples else held_out_evidence,
+                  label=labeller(cfg),
+                  training_labels=(lambda labels: shuffled_labels(labels, cfg.seed)) if cfg.label_source == "random"
+                  else (lambda labels: labels),
+                  generate_answers=answers, p_post=p_post, specialists=specialists)
 
 
-def test_answers(cfg, student, perception, tok, test, device, ctx=None):
-    """The ATM job's test-set answers as its decider gives them: (records, ms per question, forced), forced being
-    every question answered in each mode (the threshold curve's ends), each record with the decider's p_post."""
-    args = (tok, test, device, cfg.eval_batch_size, cfg.max_new_tokens)
-    if cfg.decider == "mode_token":
-        records, ms = timed_answers(student, *args, cfg.mode_threshold, ctx, answer=mode_token.mode_token_answers)
-        forced = {m: generate_answers(student, *args, ctx=ctx, force=m) for m in MODES}
-    elif cfg.decider == "router":
-        from .runs import finished_student  # runs.py builds learners through this file: import it late
-        # the router's specialists: the run's pre and post baselines, trained before it (Job.after)
-        experts = {m: finished_student(os.path.join(cfg.out_dir, f"baseline_{m}.pt"), device) for m in MODES}
-        records, ms = timed_answers(perception, experts, *args, ctx, answer=router.routed_answers)
-        forced = {m: generate_answers(experts[m], *args, ctx=ctx) for m in MODES}
-    else:
-        answer = answers_function(perception)
-        records, ms = timed_answers(student, *args, perception=perception, explain=cfg.explain, ctx=ctx,
-                                    answer=answer)
-        forced = {m: answer(student, *args, perception=perception, force=m, explain=cfg.explain, ctx=ctx)
-                  for m in MODES}
-        return records, ms, forced
-    forced = {m: [{**r, "p_post": a["p_post"]} for r, a in zip(rs, records)] for m, rs in forced.items()}
-    return records, ms, forced
+def sampled_evidence(student, tok, held_out, mode: str, cfg, runtime) -> dict:
+    """held_out_evidence plus pass rates over cfg.label_samples sampled answers (variants/sampled_evidence.py),
+    drawn with cfg.seed (train.py hands a fold student's settings with its own seed)."""
+    return {**held_out_evidence(student, tok, held_out, mode, cfg, runtime),
+            **pass_rates(student, tok, held_out, runtime.device, cfg.label_samples, cfg.label_temperature, cfg.seed,
+                         cfg.eval_batch_size, cfg.max_new_tokens, runtime.ctx)}
+
+
+# The ATM student's answers as its decider gives them, force=None; or every question forced into one mode (the
+# threshold curve's ends, variants/threshold_curve.py), each record with the decider's p_post all the same.
+
+def atm_answers(learner, tok, examples, cfg, runtime, force=None):
+    answer = answers_function(learner.perception)  # generate_answers, or its hard-routing variant
+    return answer(learner.student, tok, examples, runtime.device, cfg.eval_batch_size, cfg.max_new_tokens,
+                  perception=learner.perception, force=force, explain=cfg.explain, ctx=runtime.ctx)
+
+
+def mode_token_answers(learner, tok, examples, cfg, runtime, force=None):
+    args = (learner.student, tok, examples, runtime.device, cfg.eval_batch_size, cfg.max_new_tokens)
+    if force is None:
+        return mode_token.mode_token_answers(*args, cfg.mode_threshold, runtime.ctx)
+    p = mode_token_p_post(learner, tok, examples, runtime, cfg.eval_batch_size, runtime.ctx)
+    return [{**r, "p_post": x} for r, x in zip(generate_answers(*args, ctx=runtime.ctx, force=force), p)]
+
+
+def routed_answers(learner, tok, examples, cfg, runtime, force=None):
+    # the router's specialists: the run's pre and post baselines, trained before it (Design.specialists)
+    from .runs import finished_student  # runs.py builds learners through this file: import it late
+    experts = {m: finished_student(os.path.join(cfg.out_dir, f"baseline_{m}.pt"), runtime.device) for m in MODES}
+    args = (tok, examples, runtime.device, cfg.eval_batch_size, cfg.max_new_tokens)
+    if force is None:
+        return router.routed_answers(learner.perception, experts, *args, runtime.ctx)
+    p = perception_p_post(learner, tok, examples, runtime)
+    return [{**r, "p_post": x} for r, x in zip(generate_answers(experts[force], *args, ctx=runtime.ctx), p)]
+
+
+def perception_p_post(learner, tok, examples, runtime) -> list[float]:
+    return post_probabilities(learner.student, learner.perception, tok, examples, runtime.device)
+
+
+def mode_token_p_post(learner, tok, examples, runtime, batch_size=256, ctx=None) -> list[float]:
+    return mode_token.first_token_p_post(learner.student, tok, [ex.question for ex in examples], runtime.device,
+                                         batch_size, ctx=ctx)

@@ -25,7 +25,8 @@ from .parallel import JobRunner, plan_workers
 class Job:
     name: str                    # "pre", "post", "answer", "atm" or "fold 2/3 post"
     fit: list[int]               # indices of the training examples it learns from
-    modes: list[str]             # the target format of each of them ("pre", "post" or "answer")
+    modes: list[str] | None      # the target format of each ("pre", "post", "answer"); the ATM student's come
+                                 # with the labels (train.py gives them when it starts the job)
     ckpt: str                    # its checkpoint (resume; the compared students keep theirs)
     seed: int                    # initialisation and data order
     iters: int = 0               # optimiser steps; 0 = cfg.max_iters

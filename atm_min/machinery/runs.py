@@ -14,13 +14,14 @@ import torch.nn as nn
 from ..batches import encode_items
 from ..labels import answer_first_confidence, label
 from ..model import GPT, GPTConfig
-from ..training import make_optimizer, train
+from ..training import Steps, make_optimizer, train
 from .choose import build_learner, labeller
 from .checkpoint import (learner_from_checkpoint, load_checkpoint, load_learner_state, rng_state, save_checkpoint,
                          saved_config, set_rng_state)
 from .config import TrainConfig, config_to_dict
 from .errors import CheckpointError, TrainingError
 from .hf import load_student
+from .jobs import Job
 from .progress import Progress
 
 
@@ -35,90 +36,122 @@ def build_student(cfg, vocab_size: int) -> GPT:
     return load_student(cfg.init_from, dropout=cfg.dropout, attn_impl=cfg.attn_impl, block_size=cfg.block_size)
 
 
-def train_run(cfg: TrainConfig, runtime, tok, examples, modes, ckpt_path: str, atm: bool = False,
-              iters: int | None = None, seed: int = 0, desc: str = "train", on_step=None, show: bool = True):
-    """Train one student (plus the perception module if atm) on `examples`, formatted in `modes`, for `iters`
-    optimiser steps. Resumes from ckpt_path when cfg.resume and it exists; returns (student, perception).
-    `seed` fixes the initialisation and the data order, so a run is the same whatever ran before it (in this
-    process or another). on_step(it) is called after each step (tests use it to simulate a crash); show=False
-    keeps the progress off the screen (worker processes), the log.jsonl records are written either way."""
-    iters = iters or cfg.max_iters
-    ck = load_checkpoint(ckpt_path, map_location=runtime.device) if cfg.resume and os.path.exists(ckpt_path) else None
-    if ck is not None:
-        check_same_model(cfg, ck, ckpt_path)  # before building: init_from may name weights to download
-    torch.manual_seed(seed)
-    router = atm and cfg.decider == "router"  # no student of its own: its specialists are the baselines
-    learner = build_learner(cfg, None if router else build_student(cfg, tok.vocab_size), atm,
-                            tok.vocab_size).to(runtime.device)
-    student, perception = learner.student, learner.perception
-    if student is not None and perception is not None and cfg.freeze_student:
-        student.requires_grad_(False)
-    optimizer = make_optimizer(cfg, learner, runtime.device)
-    items = encode_items(tok, examples, modes)
+class StudentRun:
+    """One student's training run: the machinery around the core's loop (training.train). Builds job's learner
+    fresh, or continues the one its checkpoint holds (--resume). Inside `with run:` progress, log.jsonl and timed
+    saves run on each step (Steps.on_step), Ctrl-C saves, a non-finite loss becomes a TrainingError, and the end
+    saves the finished checkpoint:
 
-    start = 0
-    if ck is not None:
-        load_learner_state(learner, ck["learner"], ckpt_path)  # another model's checkpoint: a CheckpointError
+        with StudentRun(cfg, runtime, tok, job, examples) as run:
+            train(run.model, run.optimizer, run.items, cfg, runtime, run.steps)
+        run.learner  # trained
+
+    job: a jobs.Job (its name, modes, ckpt, seed, iters, atm); examples: its training examples, formatted in
+    job.modes. on_step(it) is called after each step (tests use it to simulate a crash); show=False keeps the
+    progress off the screen (worker processes), the log.jsonl records are written either way."""
+
+    def __init__(self, cfg: TrainConfig, runtime, tok, job, examples, show: bool = True, on_step=None):
+        self.cfg, self.runtime, self.tok, self.job, self.on_step = cfg, runtime, tok, job, on_step
+        self.iters = job.iters or cfg.max_iters
+        self.learner, self.optimizer, start = self._build()
+        self.items = encode_items(tok, examples, job.modes)
+        self.steps = Steps(self.iters, job.seed, start, self._step_done)
+        self.model = self._wrapped()
+        self.progress = Progress(job.name, self.iters, initial=start, enabled=runtime.master,
+                                 log_path=os.path.join(cfg.out_dir, "log.jsonl"), show=show)
+        self.state = {"it": start, "last_save": time.time(), "t0": time.time(), "tokens": 0}
+
+    def _build(self):
+        """(learner, optimizer, first step): fresh, or as the checkpoint left them (--resume)."""
+        cfg, runtime, tok, job = self.cfg, self.runtime, self.tok, self.job
+        ck = load_checkpoint(job.ckpt, map_location=runtime.device) if cfg.resume and os.path.exists(job.ckpt) \
+            else None
+        if ck is not None:
+            check_same_model(cfg, ck, job.ckpt)  # before building: init_from may name weights to download
+        torch.manual_seed(job.seed)
+        router = job.atm and cfg.decider == "router"  # no student of its own: its specialists are the baselines
+        learner = build_learner(cfg, None if router else build_student(cfg, tok.vocab_size), job.atm,
+                                tok.vocab_size).to(runtime.device)
+        if learner.student is not None and learner.perception is not None and cfg.freeze_student:
+            learner.student.requires_grad_(False)
+        optimizer = make_optimizer(cfg, learner, runtime.device)
+        if ck is None:
+            return learner, optimizer, 0
+        load_learner_state(learner, ck["learner"], job.ckpt)  # another model's checkpoint: a CheckpointError
         optimizer.load_state_dict(ck["optimizer"])
         if runtime.scaler is not None and "scaler" in ck:  # float16: the loss scale and its growth counter
             runtime.scaler.load_state_dict(ck["scaler"])
         set_rng_state(ck["rng"])
-        start = ck["iter"]
         if runtime.master:
-            print(f"{desc}: resumed from {ckpt_path} at step {start}/{iters}")
-    state = {"it": start, "last_save": time.time(), "t0": time.time(), "tokens": 0}
+            print(f"{job.name}: resumed from {job.ckpt} at step {ck['iter']}/{self.iters}")
+        return learner, optimizer, ck["iter"]
 
-    def save(done: bool):
-        if runtime.master:
-            save_checkpoint(ckpt_path, {
-                "learner": learner.state_dict(), "optimizer": optimizer.state_dict(), "iter": state["it"],
-                "done": done, "config": config_to_dict(cfg),
-                "model_args": student.config.__dict__ if student is not None else {"vocab_size": tok.vocab_size},
-                "tokenizer": tok.name, "atm": atm, "rng": rng_state(),
-                **({"scaler": runtime.scaler.state_dict()} if runtime.scaler is not None else {})})
+    def _wrapped(self):
+        """What computes the forward: the learner, compiled (cfg.compile) and wrapped in DDP (several ranks)."""
+        model = torch.compile(self.learner) if self.cfg.compile else self.learner
+        if self.runtime.world > 1:
+            device_ids = [self.runtime.device] if "cuda" in self.runtime.device else None
+            model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        return model
 
-    model = learner
-    if cfg.compile:
-        model = torch.compile(model)
-    if runtime.world > 1:
-        device_ids = [runtime.device] if "cuda" in runtime.device else None
-        model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-    progress = Progress(desc, iters, initial=start, enabled=runtime.master,
-                        log_path=os.path.join(cfg.out_dir, "log.jsonl"), show=show)
+    def save(self, done: bool):
+        if not self.runtime.master:
+            return
+        student, tok, scaler = self.learner.student, self.tok, self.runtime.scaler
+        save_checkpoint(self.job.ckpt, {
+            "learner": self.learner.state_dict(), "optimizer": self.optimizer.state_dict(), "iter": self.state["it"],
+            "done": done, "config": config_to_dict(self.cfg),
+            "model_args": student.config.__dict__ if student is not None else {"vocab_size": tok.vocab_size},
+            "tokenizer": tok.name, "atm": self.job.atm, "rng": rng_state(),
+            **({"scaler": scaler.state_dict()} if scaler is not None else {})})
 
-    def step_done(it, lr, lm_loss, aux, tokens):  # the loop's hook: progress, log, timed saves, the test hook
+    def _step_done(self, it, lr, lm_loss, aux, tokens):  # the loop's hook: progress, log, timed saves
+        state, cfg = self.state, self.cfg
         state["it"] = it
         state["tokens"] += tokens
-        progress.advance()
-        if it % cfg.log_interval == 0 or it == iters:
+        self.progress.advance()
+        if it % cfg.log_interval == 0 or it == self.iters:
             elapsed = time.time() - state["t0"]
-            metrics = {"loss": lm_loss.item(), **({"aux": aux.item()} if atm else {})}
-            progress.log(it, {desc: metrics}, lr=lr, tok_s=float(state["tokens"]) / elapsed, elapsed_s=elapsed)
+            metrics = {"loss": lm_loss.item(), **({"aux": aux.item()} if self.job.atm else {})}
+            self.progress.log(it, {self.job.name: metrics}, lr=lr, tok_s=float(state["tokens"]) / elapsed,
+                              elapsed_s=elapsed)
         if time.time() - state["last_save"] > cfg.save_interval_s:
-            save(done=False)
+            self.save(done=False)
             state["last_save"] = time.time()
-        if on_step is not None:
-            on_step(it)
+        if self.on_step is not None:
+            self.on_step(it)
 
-    try:
-        train(learner, optimizer, items, cfg, runtime, iters, seed, start=start, model=model, on_step=step_done)
-    except KeyboardInterrupt:
-        save(done=False)
-        progress.close()
-        raise
-    except FloatingPointError as e:
-        kept = (f"the last good checkpoint is kept at {ckpt_path}" if os.path.exists(ckpt_path) else
-                "no checkpoint had been saved yet (one is written every save_interval_s)")
-        raise TrainingError(f"{desc}: {e}; {kept} (try a lower --lr)") from None
-    progress.close()
-    save(done=True)
-    return student, perception
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is KeyboardInterrupt:
+            self.save(done=False)
+        self.progress.close()
+        if exc_type is FloatingPointError:
+            kept = (f"the last good checkpoint is kept at {self.job.ckpt}" if os.path.exists(self.job.ckpt) else
+                    "no checkpoint had been saved yet (one is written every save_interval_s)")
+            raise TrainingError(f"{self.job.name}: {exc}; {kept} (try a lower --lr)") from None
+        if exc_type is None:
+            self.save(done=True)
+        return False
 
 
+def train_run(cfg: TrainConfig, runtime, tok, examples, modes, ckpt_path: str, atm: bool = False,
+              iters: int | None = None, seed: int = 0, desc: str = "train", on_step=None, show: bool = True):
+    """Train one student (plus the perception module if atm) on `examples`, formatted in `modes`, for `iters`
+    optimiser steps, with the core's loop inside a StudentRun; returns (student, perception). `seed` fixes the
+    initialisation and the data order, so a run is the same whatever ran before it (in this process or
+    another). A finished checkpoint is trained again unless --resume (then: trained)."""
+    job = Job(desc, list(range(len(examples))), modes, ckpt_path, seed, iters or 0, atm=atm)
+    with StudentRun(cfg, runtime, tok, job, examples, show, on_step) as run:
+        train(run.model, run.optimizer, run.items, cfg, runtime, run.steps)
+    return run.learner.student, run.learner.perception
 def model_keys(atm: bool = True) -> tuple[str, ...]:
     """The settings that decide which model a checkpoint holds: those that build_student and build_learner read
     (found by building one on the meta device through a recording config, so this list cannot drift from the
-    code), plus the tokenizer. dropout and attn_impl are read too but change how it computes, not its weights.
+    code), plus the tokenizer. dropout and attn_impl are read too but change how it computes, not its weights;
+    aux_weight, the weight of the perception's loss, is part of the budget (BUDGET_KEYS).
     atm=False: a plain student's (a baseline's), which no perception or decider setting changes."""
     seen = set()
 
@@ -129,7 +162,7 @@ def model_keys(atm: bool = True) -> tuple[str, ...]:
 
     with torch.device("meta"):
         build_learner(Recorder(), build_student(Recorder(), 257), atm=atm)
-    return tuple(sorted(seen - {"dropout", "attn_impl"})) + ("tokenizer",)
+    return tuple(sorted(seen - {"dropout", "attn_impl", "aux_weight"})) + ("tokenizer",)  # aux_weight: a budget key
 
 
 # Our rule for --resume and a FINISHED checkpoint: it is reused only if it was trained as this run would train it --
@@ -153,8 +186,14 @@ def check_same_model(cfg: TrainConfig, ck: dict, ckpt_path: str) -> None:
 
 
 def load_finished(cfg: TrainConfig, runtime, tok, ckpt_path: str, iters: int | None = None):
-    """(student, perception) from a finished run's checkpoint, or None if there is none to reuse. A finished run
-    of another model or budget (iters steps, BUDGET_KEYS) is a CheckpointError."""
+    """(student, perception) of finished_learner, or None."""
+    learner = finished_learner(cfg, runtime, ckpt_path, iters)
+    return None if learner is None else (learner.student, learner.perception)
+
+
+def finished_learner(cfg: TrainConfig, runtime, ckpt_path: str, iters: int | None = None, desc: str = ""):
+    """The Learner of a finished run's checkpoint (--resume), or None if there is none to reuse (desc: say so,
+    naming it). A finished run of another model or budget (iters steps, BUDGET_KEYS) is a CheckpointError."""
     if not (cfg.resume and os.path.exists(ckpt_path)):
         return None
     ck = load_checkpoint(ckpt_path, map_location=runtime.device)
@@ -169,7 +208,9 @@ def load_finished(cfg: TrainConfig, runtime, tok, ckpt_path: str, iters: int | N
                               f"use the settings it was trained with, another --out_dir, or drop --resume to train "
                               f"again")
     learner = learner_from_checkpoint(ck, saved_config(ck), ckpt_path).to(runtime.device)  # the model that was saved
-    return learner.student, learner.perception
+    if desc and runtime.master:
+        print(f"{desc}: finished earlier, loaded {ckpt_path}")
+    return learner
 
 
 def finished_student(path: str, device):
@@ -214,9 +255,6 @@ def test_oracle_labels(cfg, runtime, tok, test, evals: dict) -> list[str] | None
 
 def trained(cfg, runtime, tok, examples, modes, ckpt_path, **kw):
     """A finished student from ckpt_path if --resume found one, else a training run."""
-    done = load_finished(cfg, runtime, tok, ckpt_path, kw.get("iters"))
-    if done is not None:
-        if runtime.master:
-            print(f"{kw.get('desc', 'train')}: finished earlier, loaded {ckpt_path}")
-        return done
-    return train_run(cfg, runtime, tok, examples, modes, ckpt_path, **kw)
+    learner = finished_learner(cfg, runtime, ckpt_path, kw.get("iters"), kw.get("desc", "train"))
+    return (learner.student, learner.perception) if learner is not None else \
+        train_run(cfg, runtime, tok, examples, modes, ckpt_path, **kw)

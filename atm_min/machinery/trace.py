@@ -34,7 +34,7 @@ STAGES = {  # stage -> where it happens (printed in each stage's header)
     "prompt": "atm_min/formats.py format_prompt, {tok_file} {tok_cls}.encode",  # the tokenizer's own code
     "features": "atm_min/batches.py question_inputs, atm_min/perception.py question_features",
     "attention": "atm_min/perception.py CrossAttention.forward (Perception.forward(..., return_att=True))",
-    "soft prompt": "atm_min/perception.py Perception.forward (write_prompt), perceive",
+    "soft prompt": "atm_min/perception.py Perception.forward (out_proj), perceive",
     "p(answer first)": "atm_min/perception.py Perception.forward (mode_head)",
     "first words": "{file} {cls}.forward",  # the student's own file and class: GPT, or the Llama student
     "generation": "{file} {cls}.generate (KV cache), then {cls}.forward for each token's probability",

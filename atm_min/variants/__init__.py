@@ -1,9 +1,10 @@
 """Variants: the paper's design (atm_min/*.py) with one idea changed, one small file each.
 
-Read the core first; each file here starts by saying what it changes. They import the core, never the other way
-round; the machinery (atm_min/machinery/choose.py) picks them from the run's settings:
+Read the core first; each file here starts by saying what it changes: a subclass of a core class, or a function
+in a core function's place. They import the core, never the other way round; the machinery
+(atm_min/machinery/choose.py) picks them from the run's settings, once, where it builds a run's objects:
 
-    perception_inputs.py  --perc_input=features|tokens   the perception reads only one kind of input
+    perc_input.py         --perc_input=features|tokens   the perception reads only one kind of input
     prompt_kinds.py       --soft_prompt=gated|label      the soft prompt carries only the decision
     hard_routing.py       --routing=hard                 no soft prompt: the classifier picks the mode
     mode_token.py         --decider=mode_token           no perception: the student's first token decides

@@ -53,7 +53,7 @@ class ModeTokenLearner(Learner):
         super().__init__(student, None)
         self.mode_token_weight = mode_token_weight
 
-    def forward(self, x, y, q_ids, q_mask, features, post, aux_weight: float = 0.0):
+    def forward(self, x, y, q_ids, q_mask, features, post):
         return mode_token_loss(self.student, x, y, self.mode_token_weight)
 
 

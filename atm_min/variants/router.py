@@ -15,26 +15,34 @@ from ..evaluate import generate_answers, post_probabilities
 from ..formats import MODES
 from ..learner import Learner
 from ..perception import Perception, perceive
-from .prompt_kinds import NoPrompt
 
 
-class Router(NoPrompt, Perception):
+class Router(Perception):
+    """The perception's classifier alone: no soft prompt (prefix None), its own token embeddings."""
+    prompt = "none"
+
     def __init__(self, vocab_size: int, n_embd: int, n_prefix: int = 4, n_layer: int = 1, n_head: int = 4):
         super().__init__(n_embd, n_prefix, n_layer, n_head)
+        del self.out_proj  # it writes no soft prompt
         self.wte = nn.Embedding(vocab_size, n_embd)
         nn.init.normal_(self.wte.weight, std=0.02)
 
     def embed(self, student, q_ids):
         return self.wte(q_ids)  # its own table, trained with it
 
+    def forward(self, q_emb, q_mask, features, return_att=False):
+        x, atts = self.read(q_emb, q_mask, features)  # (B, P, C)
+        post_logit = self.mode_head(x.mean(dim=1)).squeeze(-1)  # (B,)
+        return (None, post_logit, atts) if return_att else (None, post_logit)
+
 
 class RouterLearner(Learner):
     """A Router alone (student None): only its classifier learns, from the k-fold labels."""
 
     def __init__(self, router: Router):
-        super().__init__(None, router)
+        super().__init__(None, router, aux_weight=1.0)  # its loss is the classifier's alone
 
-    def forward(self, x, y, q_ids, q_mask, features, post, aux_weight: float = 0.0):
+    def forward(self, x, y, q_ids, q_mask, features, post):
         _, post_logit = perceive(self.perception, None, q_ids, q_mask, features)
         aux = F.binary_cross_entropy_with_logits(post_logit.float(), post)
         return aux, torch.zeros_like(aux), aux

@@ -24,6 +24,8 @@ import torch
 from atm_min.machinery.errors import ProjectError
 from atm_min.machinery.gpt2 import HF_CONV1D
 from atm_min.machinery.runtime import pick_device
+from atm_min import engine
+from atm_min.engine import GenSettings
 from atm_min.model import GPT, GPTConfig
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -178,8 +180,8 @@ def bench_training():
 def bench_generation():
     prompt = torch.randint(0, args.vocab_size, (args.gen_batch_size, args.prompt_len), device=args.device)
     gen = {
-        "ours, KV cache": lambda n: ours["sdpa"].generate(prompt, n, temperature=0),
-        "ours, no cache": lambda n: ours["sdpa"].generate(prompt, n, temperature=0, use_cache=False),
+        "ours, KV cache": lambda n: engine.generate(ours["sdpa"], prompt, GenSettings(n)),
+        "ours, no cache": lambda n: engine.generate(ours["sdpa"], prompt, GenSettings(n, use_cache=False)),
     }
     if hf is not None:
         gen["HF generate (cache)"] = lambda n: hf.generate(prompt, max_new_tokens=n, min_new_tokens=n,
@@ -335,7 +337,7 @@ def bench_llama():
     ours.eval()
     hf.eval()
     n = args.new_tokens
-    gen = {"ours": lambda: ours.generate(prompt, n, temperature=0)[0],
+    gen = {"ours": lambda: engine.generate(ours, prompt, GenSettings(n))[0],
            "HF": lambda: hf.generate(prompt, max_new_tokens=n, min_new_tokens=n, do_sample=False,
                                      use_cache=True)[0, args.prompt_len:].tolist()}
     ratios, out = [], {}

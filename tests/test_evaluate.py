@@ -6,6 +6,8 @@ import torch
 from atm_min.machinery.tables import format_table
 from atm_min.variants.hard_routing import classifier_modes, hard_routed_texts
 from tiny import variant_perception
+from atm_min import engine
+from atm_min.engine import GenSettings
 from atm_min.evaluate import (agreement, generate_answers, generate_texts, oracle_summary,
                               random_routing_summary, summarize, timed_answers)
 from atm_min.machinery.data import Example
@@ -131,15 +133,15 @@ def test_generate_answers_stops_at_newline_unless_explain():
     assert [r["text"] for r in recs] == ["\n" * 10] * 2
 
 
-def test_generate_answers_reads_mode_and_scores():
+def test_generate_answers_reads_mode_and_scores(monkeypatch):
     """Force a student to write a fixed text ("Answer: 1\\n..."): mode post, right only where gold is 1."""
     model = tiny_student()
     script = TOK.encode("Answer: 1\n")
 
-    def fake_generate(idx, max_new_tokens, **kw):
+    def fake_generate(student, idx, settings, *a, **kw):
         return [list(script) for _ in range(idx.size(0))]
 
-    model.generate = fake_generate
+    monkeypatch.setattr(engine, "generate", fake_generate)
     recs = generate_answers(model, TOK, EXAMPLES, "cpu")
     assert [r["mode"] for r in recs] == ["post"] * 4
     assert [r["correct"] for r in recs] == [False, True, False, False]  # gold answers are "0", "1", "2", "3"
@@ -202,7 +204,7 @@ def test_forced_modes_start_with_the_marker_and_count_it():
         # the continuation is what the student writes after the marker (the same as writing it itself)
         for q, o in zip(QUESTIONS, outs):
             idx = torch.tensor([TOK.encode(f"Q: {q}\n" + mark)])
-            cont = model.generate(idx, 12 - len(mark), temperature=0.0, stop_ids=[TOK.eot_id] + TOK.newline_ids)
+            cont = engine.generate(model, idx, GenSettings(12 - len(mark), stop_ids=[TOK.eot_id] + TOK.newline_ids))
             assert o["text"] == mark + TOK.decode(cont[0])
     assert not any(o["text"].startswith(("Reasoning:", "Answer:")) for o in free)  # a random student: neither
 

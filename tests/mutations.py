@@ -148,6 +148,13 @@ FAULTS = [
           ("tests/test_contracts.py",)),
     Fault("micro_batch_overlap", "every micro-batch of a step reads the same chunk of the batch",
           "atm_min/batches.py", "k = micro_step * world + rank", "k = rank", ("tests/test_contracts.py",)),
+    # batched generation that drops finished rows must keep every index in step: outputs, cache, token column
+    Fault("drop_rows_ids", "after dropping finished rows, the live rows' outputs go to the wrong questions",
+          "atm_min/engine.py", "return _Rows([rows.ids[i] for i in keep]", "return _Rows(rows.ids[:len(keep)]",
+          ("tests/test_engine.py",)),
+    Fault("drop_rows_cache", "dropping finished rows keeps the first rows of the KV cache, not the live ones",
+          "atm_min/engine.py", "rows.cache.keep_rows(k)", "rows.cache.keep_rows(torch.arange(len(keep)))",
+          ("tests/test_engine.py",)),
     # the Llama student's loss skips the positions without a target: its mean must still be over the scored ones
     Fault("llama_loss_mean_over_prompt", "the Llama loss is averaged over every position, prompt included",
           "atm_min/students/llama.py", "F.cross_entropy(logits.float(), targets[scored])",

@@ -184,14 +184,16 @@ class GPT(nn.Module):
         """idx (B, T) token ids; targets (B, T) with -1 = no loss (prompt and padding);
         prefix_embeds (B, P, C): soft-prompt vectors placed before the tokens (they take positions 0..P-1);
         pad_mask (B, T) bool, False at left-padding (used for batched generation of prompts of unequal length);
-        cache: a KVCache holding earlier positions (generation). Returns logits (B, T, V) for the token
-        positions only, and the mean cross-entropy over targets != -1 (or None)."""
+        cache: a KVCache holding earlier positions (generation). Returns the logits of the token positions,
+        (B, T, V), and None; given targets, the logits of the N positions with a target, (N, V), and their mean
+        cross-entropy (every student's contract: students/llama.py computes only those N rows)."""
         x = self.hidden_states(idx, prefix_embeds, pad_mask, cache)  # (B, T, C)
         logits = self.lm_head(x)  # (B, T, V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
-        return logits, loss
+        if targets is None:
+            return logits, None
+        # every position through the output layer, the loss with ignore_index: the default run's numbers
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        return logits[targets != -1], loss  # (N, V)
 
     def hidden_states(self, idx, prefix_embeds=None, pad_mask=None, cache: KVCache | None = None):
         """The transformer without its output layer: final-LayerNorm states (B, T, C) of the token positions

@@ -58,7 +58,8 @@ def test_ignored_targets():
     targets[:, -1] = -1
     logits, loss = model(idx, targets=targets)
     keep = targets != -1
-    manual = F.cross_entropy(logits[keep], targets[keep])  # the mean over the kept positions only
+    assert torch.equal(logits, model(idx)[0][keep])  # (N, V): the kept positions' logits only
+    manual = F.cross_entropy(logits, targets[keep])  # the mean over the kept positions only
     assert torch.allclose(loss, manual, atol=1e-6)
     # The last position's target is ignored, and (causality) its input token only affects its own logits:
     # changing that token must leave the loss unchanged; changing an earlier one must not.
@@ -70,6 +71,25 @@ def test_ignored_targets():
     assert not torch.allclose(model(idx3, targets=targets)[1], loss)
     # Every target ignored: no positions, no loss (nan, PyTorch's mean over nothing), never silently zero.
     assert torch.isnan(model(idx, targets=torch.full_like(targets, -1))[1])
+
+
+@pytest.mark.parametrize("kind", ["gpt", "llama"])
+def test_forward_contract_is_the_same_for_both_students(kind):
+    """Without targets: (B, T, V) logits and no loss. With targets: the logits of the N positions that have one,
+    (N, V), in row-major order, and the mean cross-entropy over them."""
+    from atm_min.students.llama import Llama, LlamaConfig
+    torch.manual_seed(0)
+    model = tiny() if kind == "gpt" else Llama(LlamaConfig(block_size=48, vocab_size=V, n_layer=2, n_head=4,
+                                                           n_kv_head=2, n_embd=32, intermediate_size=48)).eval()
+    idx, targets = tokens(2, 9), tokens(2, 9, seed=2)
+    targets[0, :4], targets[1, :6] = -1, -1  # prompts of different lengths: no loss there
+    full, none = model(idx)
+    assert full.shape == (2, 9, V) and none is None
+    logits, loss = model(idx, targets=targets)
+    keep = targets != -1
+    assert logits.shape == (int(keep.sum()), V)
+    assert torch.allclose(logits, full[keep], atol=1e-5)
+    assert torch.allclose(loss, F.cross_entropy(full[keep], targets[keep]), atol=1e-5)
 
 
 def test_prefix_embeds_logits_cover_tokens_and_positions_follow_prefix():

@@ -219,11 +219,11 @@ class Llama(nn.Module):
         return self.flops_per_token(seq_len) * tokens_per_sec / peak_flops
 
     def forward(self, idx, targets=None, prefix_embeds=None, pad_mask=None, cache: KVCache | None = None):
-        """As GPT.forward: logits (B, T, V) of the token positions and the mean cross-entropy (or None) -- except
-        that, given targets, only the N positions that have one go through the output layer, and the logits
-        returned are theirs, (N, V). A speed-up, not architecture: the prompt's positions carry no loss (target
-        -1), and a 49k-wide output layer is a fifth of SmolLM2's forward. The loss is the same mean. (GPT-2's
-        file keeps computing every position, so that the default run's numbers stay bit for bit as they were.)"""
+        """As GPT.forward: logits (B, T, V) and None; given targets, the N scored positions' logits (N, V) and
+        their mean cross-entropy. Difference: only those N positions go through the output layer. A speed-up, not
+        architecture: the prompt's positions carry no loss (target -1), and a 49k-wide output layer is a fifth of
+        SmolLM2's forward. (GPT-2's file keeps computing every position, so that the default run's numbers stay
+        bit for bit as they were.)"""
         x = self.hidden_states(idx, prefix_embeds, pad_mask, cache)
         if targets is None:
             return self.lm_head(x), None  # (B, T, V)

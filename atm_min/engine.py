@@ -19,9 +19,9 @@ class GenSettings:
     generator: torch.Generator | None = None  # the random source of sampling (reproducible draws)
     stop_ids: tuple = ()            # a row stops after emitting one of these (it is kept at the end of its output)
     use_cache: bool = True          # False: recompute everything each step (the slow reference the cache must equal)
-    # Our choice, not the paper's: stop computing the rows that have stopped (the batch shrinks). Outputs 4 to
-    # 160 tokens long make that pay. Greedy tokens stay the same; float results may differ in the last bits
-    # (other matmul shapes), and sampling draws differ (fewer rows draw).
+    # Stop computing the rows that have stopped (the batch shrinks): outputs of 4 to 160 tokens make that pay.
+    # Greedy tokens stay the same (the default run's outputs are bit-identical); sampled ones do not (fewer rows
+    # draw from the generator), so evaluation turns it on for greedy decoding only.
     drop_finished: bool = False
 
 

@@ -61,6 +61,8 @@ def generate_texts(student, tok, questions, device, batch_size=256, max_new_toke
     starts = _start_marks(tok, force, len(questions))
     stop_ids = [tok.eot_id] if explain else [tok.eot_id] + tok.newline_ids
     results = [None] * len(questions)
+    sample = sample or {}
+    greedy = not sample.get("temperature")  # then rows that have stopped are dropped: the same tokens, faster
     for rows in length_batches(questions, batch_size):
         t0 = time.perf_counter()
         chunk = [questions[i] for i in rows]
@@ -74,7 +76,7 @@ def generate_texts(student, tok, questions, device, batch_size=256, max_new_toke
             # A row started with a marker has used part of its budget; a batch generates for its longest
             # budget and each row's extra tokens are cut below.
             budget = [max(0, max_new_tokens - len(s)) for s in start]
-            settings = engine.GenSettings(max(budget), stop_ids=stop_ids, **(sample or {}))
+            settings = engine.GenSettings(max(budget), stop_ids=stop_ids, drop_finished=greedy, **sample)
             outs = engine.generate(student, idx, settings, prefix_embeds=prefix, pad_mask=pad_mask)
         ms = 1000 * (time.perf_counter() - t0) / len(chunk)  # generation ends with a host copy: the time is real
         for j, out in enumerate(outs):

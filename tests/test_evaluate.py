@@ -264,3 +264,19 @@ def test_hard_routing_starts_each_question_in_the_classifiers_mode():
     assert classifier_modes(model, perc, TOK, QUESTIONS, "cpu", 4) == ["pre"] * len(QUESTIONS)
     perc.mode_head.bias.data.fill_(1e-6)
     assert classifier_modes(model, perc, TOK, QUESTIONS, "cpu", 4) == ["post"] * len(QUESTIONS)
+
+
+def test_greedy_evaluation_drops_finished_rows_and_sampling_does_not(monkeypatch):
+    """Dropping stopped rows keeps greedy tokens (tests/test_engine.py) but would change sampled draws (fewer
+    rows draw): generate_texts turns it on for greedy decoding only."""
+    model, seen, real = tiny_student(), [], engine.generate
+
+    def spy(student, idx, settings, *a, **kw):
+        seen.append(settings.drop_finished)
+        return real(student, idx, settings, *a, **kw)
+
+    monkeypatch.setattr(engine, "generate", spy)
+    generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8)
+    generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8, sample=dict(temperature=0.0))
+    generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8, sample=dict(temperature=1.0))
+    assert seen == [True, True, False]

@@ -9,6 +9,8 @@ Training: tokens/s of forward + backward + AdamW step, for both of our attention
     python bench.py --n_layer=4 --steps=10 --device=cpu
     python bench.py --peak_flops=989e12             # also print MFU (here: H100 SXM, bf16 dense)
     python bench.py --only=generate --gen_batch_size=8
+    python bench.py --only=generate --init_from=models/SmolLM2-135M-Instruct.Q4_1.gguf --data_dir=data/strategy_qa \
+        --gen_batch_size=32 --new_tokens=160 --threads=1   # real questions: dropping finished rows, off vs on
     python bench.py --only=parallel                 # tiny students: one process vs one process per core
     python bench.py --only=llama --rounds=3         # the Llama student (SmolLM2-135M shapes) vs LlamaForCausalLM
 """
@@ -24,6 +26,8 @@ import torch
 from atm_min.machinery.errors import ProjectError
 from atm_min.machinery.gpt2 import HF_CONV1D
 from atm_min.machinery.runtime import pick_device
+from atm_min import engine
+from atm_min.engine import GenSettings
 from atm_min.model import GPT, GPTConfig
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -54,6 +58,11 @@ p.add_argument("--only", choices=["train", "generate", "parallel", "llama"], def
 p.add_argument("--llama_layers", type=int, default=30, help="--only=llama: layers (SmolLM2-135M: 30)")
 p.add_argument("--jobs", type=int, default=4, help="--only=parallel: students per round")
 p.add_argument("--rounds", type=int, default=3, help="--only=parallel, llama: timed rounds (interleaved)")
+p.add_argument("--init_from", default=None,
+               help="--only=generate: a pretrained student (a .gguf or HF folder) on real questions (--data_dir), "
+                    "timing engine.py's drop_finished off against on, instead of the random GPT against HF")
+p.add_argument("--data_dir", default=None, help="with --init_from: a prepared task (data/prepare.py); its first "
+               "--gen_batch_size test questions are asked, each forced to think first (outputs of mixed lengths)")
 p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 p.add_argument("--seed", type=int, default=1337)
 # Under `if __name__ == "__main__"`: --only=parallel starts worker processes, which import this file again
@@ -63,6 +72,8 @@ if __name__ == "__main__":
     if args.threads:  # fewer threads than cores can win when other processes keep some cores busy
         torch.set_num_threads(args.threads)
 
+    if args.init_from and args.only != "generate":
+        sys.exit("error: --init_from times generation only: add --only=generate")
     if not 0 <= args.prompt_frac < 1:
         sys.exit(f"error: --prompt_frac={args.prompt_frac}: expected a share in [0, 1), e.g. 0.35")
     try:
@@ -95,8 +106,8 @@ def make_optimizer(model):
 
 
 # ---------------------------------------------------------------------------------------------- models
-if __name__ == "__main__" and args.only not in ("parallel", "llama"):  # (not in worker processes; those two
-    # build their own models)
+if __name__ == "__main__" and args.only not in ("parallel", "llama") and not args.init_from:  # (not in worker
+    # processes; those two, and a real student, build their own models)
     cfg = dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, vocab_size=args.vocab_size,
                block_size=args.block_size)
     ours = {impl: GPT(GPTConfig(**cfg, attn_impl=impl)).to(args.device) for impl in ("sdpa", "explicit")}
@@ -178,8 +189,8 @@ def bench_training():
 def bench_generation():
     prompt = torch.randint(0, args.vocab_size, (args.gen_batch_size, args.prompt_len), device=args.device)
     gen = {
-        "ours, KV cache": lambda n: ours["sdpa"].generate(prompt, n, temperature=0),
-        "ours, no cache": lambda n: ours["sdpa"].generate(prompt, n, temperature=0, use_cache=False),
+        "ours, KV cache": lambda n: engine.generate(ours["sdpa"], prompt, GenSettings(n)),
+        "ours, no cache": lambda n: engine.generate(ours["sdpa"], prompt, GenSettings(n, use_cache=False)),
     }
     if hf is not None:
         gen["HF generate (cache)"] = lambda n: hf.generate(prompt, max_new_tokens=n, min_new_tokens=n,
@@ -215,6 +226,48 @@ def bench_generation():
               for name, f in flat.items() if f != flat["ours, KV cache"]}
     print("same tokens from all of them: " + ("yes" if not differ else
           "NO, " + ", ".join(f"{name} from token {i}" for name, i in differ.items())))
+
+
+@torch.no_grad()
+def bench_real_generation():
+    """Batched greedy generation as evaluation runs it (engine.py: left padding, stop at <|endoftext|> or a
+    newline) with a pretrained student on real questions, each prompt followed by "Reasoning:" (thinking first)
+    so outputs run from a few tokens to the budget. drop_finished off and on take turns, every round printed."""
+    import statistics
+    from atm_min.batches import pad_left
+    from atm_min.formats import MODE_MARKS, format_prompt
+    from atm_min.machinery.data import load_examples
+    from atm_min.machinery.hf import load_student, load_tokenizer, pretrained_tokenizer_name
+    try:
+        model = load_student(args.init_from).to(args.device).eval()
+        tok = load_tokenizer(pretrained_tokenizer_name(args.init_from))
+        exs = load_examples(os.path.join(args.data_dir or "", "test.jsonl"))[:args.gen_batch_size]
+    except (ProjectError, OSError) as e:
+        sys.exit(f"error: {e} (--init_from: a .gguf file or HF folder; --data_dir: a folder from data/prepare.py)")
+    idx, mask = pad_left([tok.encode(format_prompt(e.question) + MODE_MARKS["pre"]) for e in exs], tok.eot_id,
+                         args.device)
+    stop = [tok.eot_id] + tok.newline_ids
+    print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; {args.init_from}")
+    seconds, outs = {False: [], True: []}, {}
+    with autocast:
+        for r in range(args.gen_rounds):
+            for drop in ((False, True) if r % 2 == 0 else (True, False)):
+                sync()
+                t0 = time.perf_counter()
+                outs[drop] = engine.generate(model, idx, GenSettings(args.new_tokens, stop_ids=stop,
+                                                                     drop_finished=drop), pad_mask=mask)
+                sync()
+                seconds[drop].append(time.perf_counter() - t0)
+            print(f"  round {r + 1}: drop_finished off {seconds[False][-1]:.1f} s, on {seconds[True][-1]:.1f} s "
+                  f"({seconds[False][-1] / seconds[True][-1]:.2f}x)", flush=True)
+    lens = sorted(len(o) for o in outs[False])
+    ratios = [a / b for a, b in zip(seconds[False], seconds[True])]
+    print(f"real generation: {len(exs)} questions of {args.data_dir}, {idx.size(1)}-token padded prompts, "
+          f"{args.new_tokens} new tokens at most, {torch.get_num_threads()} thread(s); output lengths min "
+          f"{lens[0]}, median {lens[len(lens) // 2]}, max {lens[-1]}; speed-up from dropping finished rows: median "
+          f"{statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f}, {len(ratios)} rounds); "
+          f"same tokens: {'yes' if outs[False] == outs[True] else 'NO'}")
 
 
 def bench_parallel():
@@ -335,7 +388,7 @@ def bench_llama():
     ours.eval()
     hf.eval()
     n = args.new_tokens
-    gen = {"ours": lambda: ours.generate(prompt, n, temperature=0)[0],
+    gen = {"ours": lambda: engine.generate(ours, prompt, GenSettings(n))[0],
            "HF": lambda: hf.generate(prompt, max_new_tokens=n, min_new_tokens=n, do_sample=False,
                                      use_cache=True)[0, args.prompt_len:].tolist()}
     ratios, out = [], {}
@@ -361,9 +414,11 @@ if __name__ == "__main__":
         bench_llama()
     if args.only == "parallel":
         bench_parallel()
-    if args.only in (None, "generate"):
+    if args.init_from:
+        bench_real_generation()
+    elif args.only in (None, "generate"):
         bench_generation()  # first: training changes the weights, differently for each contender
-    if args.only in (None, "train"):
+    if args.only in (None, "train") and not args.init_from:
         bench_training()
     if hasattr(os, "getloadavg"):
         print(f"\nload average after: {os.getloadavg()[0]:.2f} (1 min)")

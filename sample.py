@@ -275,7 +275,7 @@ def main(argv=None):
     check_questions(tok, questions, where, block_size, n_prefix,
                     max((len(tok.encode(MODE_MARKS[m])) for m in forced), default=0))
 
-    # generate() clamps the budget to the context left; with --explain the rationale needs whatever is left.
+    # generation clamps the budget to the context left; with --explain the rationale needs whatever is left.
     saved = saved_config(ck)
     forms, why = from_run(ck, ckpt, saved, tok)  # what the student was trained on: for the notes
     if why:

@@ -1,4 +1,4 @@
-"""Evaluation: batched greedy generation with the KV cache, answer scoring, and the per-mechanism summary.
+"""Evaluation: batched greedy generation (engine.py), answer scoring, and the per-mechanism summary.
 
 Generation stops at <|endoftext|> or the first newline. Because the only newline in a target is the one that ends a
 post-thinking answer (see formats.py), a student answering first stops right after its answer and never writes
@@ -12,6 +12,7 @@ from collections import defaultdict
 
 import torch
 
+from . import engine
 from .answers import is_correct, parse_output
 from .batches import pad_left, perception_inputs, question_inputs
 from .formats import MODE_MARKS, MODES, format_prompt, group_levels
@@ -52,13 +53,16 @@ def generate_texts(student, tok, questions, device, batch_size=256, max_new_toke
     force: None (the student chooses), "pre" or "post" (every question), or one of those per question. A forced
     output starts with its mode's marker ("Reasoning:" / "Answer:"), as if the student had written it: "text"
     starts with it (parse_output reads the forced mode) and "new_tokens" counts it (forced and free costs
-    compare); it comes out of the budget. sample: None (greedy) or GPT.generate's temperature, top_k, generator."""
+    compare); it comes out of the budget. sample: None (greedy) or engine.GenSettings' temperature, top_k,
+    generator."""
     student.eval()
     if perception is not None:
         perception.eval()
     starts = _start_marks(tok, force, len(questions))
     stop_ids = [tok.eot_id] if explain else [tok.eot_id] + tok.newline_ids
     results = [None] * len(questions)
+    sample = sample or {}
+    greedy = not sample.get("temperature")  # then rows that have stopped are dropped: the same tokens, faster
     for rows in length_batches(questions, batch_size):
         t0 = time.perf_counter()
         chunk = [questions[i] for i in rows]
@@ -72,9 +76,9 @@ def generate_texts(student, tok, questions, device, batch_size=256, max_new_toke
             # A row started with a marker has used part of its budget; a batch generates for its longest
             # budget and each row's extra tokens are cut below.
             budget = [max(0, max_new_tokens - len(s)) for s in start]
-            outs = student.generate(idx, max(budget), stop_ids=stop_ids, prefix_embeds=prefix, pad_mask=pad_mask,
-                                    **(sample or {"temperature": 0.0}))
-        ms = 1000 * (time.perf_counter() - t0) / len(chunk)  # generate() ends with a host copy: the time is real
+            settings = engine.GenSettings(max(budget), stop_ids=stop_ids, drop_finished=greedy, **sample)
+            outs = engine.generate(student, idx, settings, prefix_embeds=prefix, pad_mask=pad_mask)
+        ms = 1000 * (time.perf_counter() - t0) / len(chunk)  # generation ends with a host copy: the time is real
         for j, out in enumerate(outs):
             out = start[j] + out[:budget[j]]
             results[rows[j]] = dict(text=tok.decode(out), new_tokens=len(out), p_post=p_post[j], ms=ms)

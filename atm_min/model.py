@@ -2,8 +2,9 @@
 
 Read it top to bottom: config -> attention -> MLP -> block -> GPT (embeddings, soft-prompt prefix, loss) ->
 generation with a KV cache. The KV cache lives in its own small class; the model's math only calls
-`cache.update(...)` so that the attention code reads the same with and without it. Loading GPT-2's published
-weights into this model is machinery (atm_min/machinery/gpt2.py from_pretrained).
+`cache.update(...)` so that the attention code reads the same with and without it. Batched generation (left
+padding, soft prompts, stop tokens) is atm_min/engine.py, read next. Loading GPT-2's published weights into this
+model is machinery (atm_min/machinery/gpt2.py from_pretrained).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .engine import positions_and_mask, sample_next
 
 
 @dataclass
@@ -53,6 +56,12 @@ class KVCache:
         if layer == self.k.size(0) - 1:  # the last layer advances the cursor for the next forward
             self.pos = end
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def keep_rows(self, rows):
+        """Keep only these batch rows (LongTensor of indices): batched generation drops the finished ones."""
+        self.k, self.v = self.k[:, rows], self.v[:, rows]
+        if self.real is not None:
+            self.real = self.real[rows]
 
 
 class CausalSelfAttention(nn.Module):
@@ -175,55 +184,25 @@ class GPT(nn.Module):
         """idx (B, T) token ids; targets (B, T) with -1 = no loss (prompt and padding);
         prefix_embeds (B, P, C): soft-prompt vectors placed before the tokens (they take positions 0..P-1);
         pad_mask (B, T) bool, False at left-padding (used for batched generation of prompts of unequal length);
-        cache: a KVCache holding earlier positions (generation). Returns logits (B, T, V) for the token
-        positions only, and the mean cross-entropy over targets != -1 (or None)."""
+        cache: a KVCache holding earlier positions (generation). Returns the logits of the token positions,
+        (B, T, V), and None; given targets, the logits of the N positions with a target, (N, V), and their mean
+        cross-entropy (every student's contract: students/llama.py computes only those N rows)."""
         x = self.hidden_states(idx, prefix_embeds, pad_mask, cache)  # (B, T, C)
         logits = self.lm_head(x)  # (B, T, V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
-        return logits, loss
+        if targets is None:
+            return logits, None
+        # every position through the output layer, the loss with ignore_index: the default run's numbers
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        return logits[targets != -1], loss  # (N, V)
 
     def hidden_states(self, idx, prefix_embeds=None, pad_mask=None, cache: KVCache | None = None):
         """The transformer without its output layer: final-LayerNorm states (B, T, C) of the token positions
-        (arguments as in forward)."""
-        B, T = idx.size()
-        past = cache.pos if cache is not None else 0
+        (arguments as in forward). Padding and the cache decide positions and mask: engine.positions_and_mask."""
         x = self.transformer.wte(idx)  # (B, T, C)
-        P = 0
         if prefix_embeds is not None:
-            P = prefix_embeds.size(1)
             x = torch.cat([prefix_embeds.to(x.dtype), x], dim=1)  # (B, P+T, C)
-        L = P + T  # positions fed in this call
-        if past + L > self.config.block_size:
-            raise ValueError(f"sequence of {past + L} positions exceeds block_size {self.config.block_size}")
-
-        mask = None
-        if pad_mask is None and (cache is None or cache.real is None):
-            # No padding anywhere: positions count on from the cached ones and attention is plain causal
-            # (the attention code handles that without a mask tensor, which is faster).
-            pos = torch.arange(past, past + L, device=idx.device)  # (L,) shared by every row
-        else:
-            # Real positions: padding counts for nothing, so a left-padded row numbers its tokens as if it
-            # had no padding. real (B, S) marks the keys any query may use; S = past + L.
-            if pad_mask is None:
-                pad_mask = torch.ones(B, T, dtype=torch.bool, device=idx.device)
-            new_real = torch.cat([torch.ones(B, P, dtype=torch.bool, device=idx.device), pad_mask], dim=1)
-            real = new_real
-            if past:  # cached keys are all real unless an earlier call said otherwise
-                old = cache.real if cache.real is not None else torch.ones(B, past, dtype=torch.bool,
-                                                                             device=idx.device)
-                real = torch.cat([old, new_real], dim=1)
-            if cache is not None:
-                cache.real = real
-            pos_all = (real.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, S)
-            pos = pos_all[:, past:]  # (B, L)
-            S = past + L
-            causal = torch.ones(L, S, dtype=torch.bool, device=idx.device).tril(diagonal=past)
-            itself = torch.zeros(L, S, dtype=torch.bool, device=idx.device)
-            itself[torch.arange(L), past + torch.arange(L)] = True  # a pad may attend to itself: no all-masked row
-            mask = (causal & real[:, None, :]) | itself  # (B, L, S)
-            mask = mask[:, None]  # (B, 1, L, S): broadcast over heads
+        P = x.size(1) - idx.size(1)
+        pos, mask = positions_and_mask(idx, P, pad_mask, cache, self.config.block_size)  # (1|B, P+T), mask
         x = self.transformer.drop(x + self.transformer.wpe(pos))
         for block in self.transformer.h:
             x = block(x, mask, cache)
@@ -235,51 +214,15 @@ class GPT(nn.Module):
         return KVCache(c.n_layer, batch_size, c.n_head, max_len, c.n_embd // c.n_head, p.device, p.dtype)
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, stop_ids=None, prefix_embeds=None,
-                 pad_mask=None, use_cache=True, generator=None):
-        """Continue each row of idx (B, T). temperature=0 is greedy. A row stops growing after it emits one
-        of stop_ids. Rows of different prompt lengths are left-padded with pad_mask False on the padding.
-        Returns a list of B lists of new token ids (each ending with its stop token if it stopped)."""
-        B = idx.size(0)
-        P = 0 if prefix_embeds is None else prefix_embeds.size(1)
-        stop = {int(t) for t in (stop_ids or [])}
-        done = [False] * B
-        out = [[] for _ in range(B)]
-        if pad_mask is not None and bool(pad_mask.all()):
-            pad_mask = None  # no padding after all: forward's plain causal path is faster
-        max_new_tokens = min(max_new_tokens, self.config.block_size - P - idx.size(1))
-        cache = self.new_cache(B, P + idx.size(1) + max_new_tokens) if use_cache else None
-        # Only the last position needs logits. Its (1, C) x (C, V) product reads the whole output matrix for
-        # every token; on CPU, BLAS reads it faster when stored (C, V) than as wte's (V, C) (124M, 2-core CPU:
-        # 7 vs 12 ms per token, docs/bench_cpu.md), so keep a transposed copy while generating.
-        head = self.lm_head.weight
-        head_t = head.t().contiguous() if head.device.type == "cpu" else None  # (C, V); V*C extra floats
-        seq, seq_mask, step_in, step_mask, prefix = idx, pad_mask, idx, pad_mask, prefix_embeds
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
+        """Continue every row of idx (B, T) by max_new_tokens tokens, as nanoGPT's generate but with the KV cache:
+        the prompt goes through once, then each step feeds only the newest token. temperature 0 is greedy.
+        Rows must be of one length, and none stops early: for left padding, soft prompts and stop tokens
+        (evaluation), see atm_min/engine.py. Returns (B, T + max_new_tokens)."""
+        cache = self.new_cache(idx.size(0), idx.size(1) + max_new_tokens)
+        step = idx  # what the next forward reads: the whole prompt, then the newest token
         for _ in range(max_new_tokens):
-            if use_cache:  # prefill once with the whole prompt, then feed only the newest token
-                h = self.hidden_states(step_in, prefix_embeds=prefix, pad_mask=step_mask, cache=cache)
-                prefix, step_mask = None, None  # the soft prompt and the padding are in the cache now
-            else:  # recompute everything (the slow reference the cache is tested against)
-                h = self.hidden_states(seq, prefix_embeds=prefix_embeds, pad_mask=seq_mask)
-            h = h[:, -1, :]  # (B, C)
-            logits = h @ head_t if head_t is not None else self.lm_head(h)  # (B, V)
-            if temperature == 0:
-                nxt = logits.argmax(dim=-1)
-            else:
-                logits = logits / temperature
-                if top_k is not None:
-                    v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
-                    logits[logits < v[:, [-1]]] = -float("inf")
-                nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
-            for b, t in enumerate(nxt.tolist()):  # one copy to the host per step, then plain Python
-                if not done[b]:
-                    out[b].append(t)
-                    done[b] = t in stop
-            if all(done):
-                break
-            step_in = nxt[:, None]  # (B, 1)
-            if not use_cache:
-                seq = torch.cat([seq, step_in], dim=1)
-                if seq_mask is not None:
-                    seq_mask = torch.cat([seq_mask, torch.ones_like(step_in, dtype=torch.bool)], dim=1)
-        return out
+            logits, _ = self(step, cache=cache)  # (B, t, V)
+            step = sample_next(logits[:, -1, :], temperature, top_k)[:, None]  # (B, 1)
+            idx = torch.cat([idx, step], dim=1)
+        return idx

@@ -125,6 +125,7 @@ def soft_prompt_probe(out_dir: str, examples) -> dict[str, tuple[int, int, int]]
     question. Returns {kind: (n, right as usual, right with the flipped soft prompt)}."""
     import torch
 
+    from atm_min import engine
     from atm_min.answers import is_correct
     from atm_min.batches import pad_left, perception_inputs, question_inputs
     from atm_min.formats import format_prompt
@@ -142,8 +143,8 @@ def soft_prompt_probe(out_dir: str, examples) -> dict[str, tuple[int, int, int]]
         with torch.no_grad():
             prefix, _ = perceive(learner.perception, learner.student, *perception_inputs(q_rows, f_rows, "cpu"))
             idx, mask = pad_left([tok.encode(format_prompt(e.question)) for e in exs], tok.eot_id, "cpu")
-            outs = learner.student.generate(idx, 16, temperature=0.0, stop_ids=[tok.eot_id] + tok.newline_ids,
-                                            prefix_embeds=prefix, pad_mask=mask)
+            settings = engine.GenSettings(16, stop_ids=[tok.eot_id] + tok.newline_ids)
+            outs = engine.generate(learner.student, idx, settings, prefix_embeds=prefix, pad_mask=mask)
         return sum(is_correct(tok.decode(o), e.answer, e.answer_type) for o, e in zip(outs, exs))
 
     out = {}

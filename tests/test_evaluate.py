@@ -2,10 +2,13 @@
 
 import pytest
 import torch
+from types import SimpleNamespace
 
 from atm_min.machinery.tables import format_table
 from atm_min.variants.hard_routing import classifier_modes, hard_routed_texts
 from tiny import variant_perception
+from atm_min import engine
+from atm_min.engine import GenSettings
 from atm_min.evaluate import (agreement, generate_answers, generate_texts, oracle_summary,
                               random_routing_summary, summarize, timed_answers)
 from atm_min.labels import held_out_evidence
@@ -137,27 +140,28 @@ def test_generate_answers_stops_at_newline_unless_explain():
     assert [r["text"] for r in recs] == ["\n" * 10] * 2
 
 
-def test_post_fold_evidence_stops_at_the_newline_after_its_answer():
+def test_post_fold_evidence_stops_at_the_newline_after_its_answer(monkeypatch):
     """A post fold student's evidence (labels.held_out_evidence) generates as the post baseline does, without
     explain: the first newline, the one after "Answer: X", ends it; no rationale is written. Here a student that
     writes only newlines generates 1 token per question of a budget of 10. p_gold is teacher-forced, no generation."""
     model = newline_student()
     outs = []
-    generate = model.generate
-    model.generate = lambda *a, **k: outs.append(generate(*a, **k)) or outs[-1]  # what it generated
-    ev = held_out_evidence(model, TOK, EXAMPLES[:3], "post", "cpu", max_new_tokens=10)
+    real = engine.generate
+    monkeypatch.setattr(engine, "generate", lambda *a, **k: outs.append(real(*a, **k)) or outs[-1])
+    cfg, runtime = SimpleNamespace(eval_batch_size=8, max_new_tokens=10), SimpleNamespace(device="cpu", ctx=None)
+    ev = held_out_evidence(model, TOK, EXAMPLES[:3], "post", cfg, runtime)
     assert [len(o) for out in outs for o in out] == [1, 1, 1] and len(ev["p_gold"]) == 3
 
 
-def test_generate_answers_reads_mode_and_scores():
+def test_generate_answers_reads_mode_and_scores(monkeypatch):
     """Force a student to write a fixed text ("Answer: 1\\n..."): mode post, right only where gold is 1."""
     model = tiny_student()
     script = TOK.encode("Answer: 1\n")
 
-    def fake_generate(idx, max_new_tokens, **kw):
+    def fake_generate(student, idx, settings, *a, **kw):
         return [list(script) for _ in range(idx.size(0))]
 
-    model.generate = fake_generate
+    monkeypatch.setattr(engine, "generate", fake_generate)
     recs = generate_answers(model, TOK, EXAMPLES, "cpu")
     assert [r["mode"] for r in recs] == ["post"] * 4
     assert [r["correct"] for r in recs] == [False, True, False, False]  # gold answers are "0", "1", "2", "3"
@@ -220,7 +224,7 @@ def test_forced_modes_start_with_the_marker_and_count_it():
         # the continuation is what the student writes after the marker (the same as writing it itself)
         for q, o in zip(QUESTIONS, outs):
             idx = torch.tensor([TOK.encode(f"Q: {q}\n" + mark)])
-            cont = model.generate(idx, 12 - len(mark), temperature=0.0, stop_ids=[TOK.eot_id] + TOK.newline_ids)
+            cont = engine.generate(model, idx, GenSettings(12 - len(mark), stop_ids=[TOK.eot_id] + TOK.newline_ids))
             assert o["text"] == mark + TOK.decode(cont[0])
     assert not any(o["text"].startswith(("Reasoning:", "Answer:")) for o in free)  # a random student: neither
 
@@ -280,3 +284,19 @@ def test_hard_routing_starts_each_question_in_the_classifiers_mode():
     assert classifier_modes(model, perc, TOK, QUESTIONS, "cpu", 4) == ["pre"] * len(QUESTIONS)
     perc.mode_head.bias.data.fill_(1e-6)
     assert classifier_modes(model, perc, TOK, QUESTIONS, "cpu", 4) == ["post"] * len(QUESTIONS)
+
+
+def test_greedy_evaluation_drops_finished_rows_and_sampling_does_not(monkeypatch):
+    """Dropping stopped rows keeps greedy tokens (tests/test_engine.py) but would change sampled draws (fewer
+    rows draw): generate_texts turns it on for greedy decoding only."""
+    model, seen, real = tiny_student(), [], engine.generate
+
+    def spy(student, idx, settings, *a, **kw):
+        seen.append(settings.drop_finished)
+        return real(student, idx, settings, *a, **kw)
+
+    monkeypatch.setattr(engine, "generate", spy)
+    generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8)
+    generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8, sample=dict(temperature=0.0))
+    generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8, sample=dict(temperature=1.0))
+    assert seen == [True, True, False]

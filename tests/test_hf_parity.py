@@ -7,6 +7,8 @@ import sys
 import pytest
 import torch
 
+from atm_min import engine
+from atm_min.engine import GenSettings
 from atm_min.machinery.errors import CheckpointError
 from atm_min.machinery.gpt2 import HF_GPT2_NAMES, from_pretrained, read_safetensors
 from atm_min.model import GPT
@@ -88,7 +90,8 @@ def test_greedy_continuation_matches_hf_generate(hf_model, st_dir):
     model = from_pretrained(st_dir).eval()
     x = ids(1, 6)
     theirs = hf_model.generate(x, do_sample=False, max_new_tokens=20)[0, 6:].tolist()
-    ours = model.generate(x, 20, temperature=0)[0]
+    ours = model.generate(x, 20, temperature=0)[0, 6:].tolist()
+    assert engine.generate(model, x, GenSettings(20)) == [ours]
     assert ours == theirs and len(set(ours)) >= 3  # not one token repeated
 
 
@@ -99,7 +102,7 @@ def test_batched_left_padded_greedy_matches_hf(hf_model, st_dir):
     mask[1, :3] = False  # row 1 is a 5-token prompt, left-padded
     theirs = hf_model.generate(x, attention_mask=mask.long(), do_sample=False, max_new_tokens=12,
                                pad_token_id=0)[:, 8:].tolist()
-    assert model.generate(x, 12, temperature=0, pad_mask=mask) == theirs
+    assert engine.generate(model, x, GenSettings(12), pad_mask=mask) == theirs
 
 
 def test_overrides(st_dir, hf_model):

@@ -7,6 +7,8 @@ import json
 import pytest
 import torch
 
+from atm_min import engine
+from atm_min.engine import GenSettings
 from atm_min.machinery.errors import CheckpointError
 from atm_min.machinery.hf import llama_config, load_student
 from atm_min.students.llama import Llama, LlamaConfig
@@ -75,8 +77,9 @@ def test_greedy_generation_matches_transformers(pair):
     theirs, ours = pair
     x = ids(1, 7, seed=2)
     ref = theirs.generate(x, max_new_tokens=20, min_new_tokens=20, do_sample=False, pad_token_id=0)[0, 7:].tolist()
-    assert ours.generate(x, 20, temperature=0) == [ref]
-    assert ours.generate(x, 20, temperature=0, use_cache=False) == [ref]  # the cache changes nothing
+    assert ours.generate(x, 20, temperature=0)[0, 7:].tolist() == ref
+    assert engine.generate(ours, x, GenSettings(20)) == [ref]
+    assert engine.generate(ours, x, GenSettings(20, use_cache=False)) == [ref]  # the cache changes nothing
 
 
 def test_kv_cache_logits_equal_no_cache(pair):
@@ -100,9 +103,9 @@ def test_left_padded_batch_equals_rows_one_by_one(pair):
     mask = torch.zeros(len(rows), T, dtype=torch.bool)
     for b, r in enumerate(rows):
         idx[b, T - len(r):], mask[b, T - len(r):] = r, True
-    batched = ours.generate(idx, 12, temperature=0, pad_mask=mask)
-    assert batched == [ours.generate(r[None], 12, temperature=0)[0] for r in rows]
-    assert ours.generate(idx, 12, temperature=0, pad_mask=mask, use_cache=False) == batched
+    batched = engine.generate(ours, idx, GenSettings(12), pad_mask=mask)
+    assert batched == [ours.generate(r[None], 12, temperature=0)[0, len(r):].tolist() for r in rows]
+    assert engine.generate(ours, idx, GenSettings(12, use_cache=False), pad_mask=mask) == batched
     with torch.no_grad():  # the last position's logits too, not only the argmax
         last = ours(idx, pad_mask=mask)[0][:, -1]
         for b, r in enumerate(rows):
@@ -127,10 +130,10 @@ def test_soft_prefix_and_padding_behave_as_for_gpt():
         assert torch.allclose(m(xp, prefix_embeds=prefix, pad_mask=mp)[0][:, 2:], plain, atol=1e-5)
         # the prefix matters: the logits differ without it
         assert not torch.allclose(m(x)[0], plain, atol=1e-3)
-    rows = [m.generate(x[b:b + 1], 8, temperature=0, prefix_embeds=prefix[b:b + 1])[0] for b in range(2)]
-    both = m.generate(xp, 8, temperature=0, prefix_embeds=prefix, pad_mask=mp)
+    rows = [engine.generate(m, x[b:b + 1], GenSettings(8), prefix[b:b + 1])[0] for b in range(2)]
+    both = engine.generate(m, xp, GenSettings(8), prefix, mp)
     assert both == rows
-    assert m.generate(x, 8, temperature=0, prefix_embeds=prefix, use_cache=False) == rows
+    assert engine.generate(m, x, GenSettings(8, use_cache=False), prefix) == rows
     # the one accessor the perception reads
     assert m.get_input_embeddings() is m.embed_tokens
 
@@ -226,6 +229,6 @@ def test_bf16_autocast_runs_training_and_cached_padded_generation():
         loss16.backward()
         mask = torch.ones(2, 12, dtype=torch.bool)
         mask[0, :4] = False
-        out = m.eval().generate(x, 5, temperature=0, pad_mask=mask, prefix_embeds=torch.randn(2, 2, 32))
+        out = engine.generate(m.eval(), x, GenSettings(5), torch.randn(2, 2, 32), mask)
     assert abs(loss16.item() - loss32.item()) < 0.05 * loss32.item()
     assert all(len(o) == 5 for o in out)

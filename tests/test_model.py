@@ -4,6 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from atm_min import engine
+from atm_min.engine import GenSettings
 from atm_min.machinery.gpt2 import PEAK_FLOPS
 from atm_min.model import GPT, GPTConfig, KVCache
 
@@ -56,7 +58,8 @@ def test_ignored_targets():
     targets[:, -1] = -1
     logits, loss = model(idx, targets=targets)
     keep = targets != -1
-    manual = F.cross_entropy(logits[keep], targets[keep])  # the mean over the kept positions only
+    assert torch.equal(logits, model(idx)[0][keep])  # (N, V): the kept positions' logits only
+    manual = F.cross_entropy(logits, targets[keep])  # the mean over the kept positions only
     assert torch.allclose(loss, manual, atol=1e-6)
     # The last position's target is ignored, and (causality) its input token only affects its own logits:
     # changing that token must leave the loss unchanged; changing an earlier one must not.
@@ -68,6 +71,25 @@ def test_ignored_targets():
     assert not torch.allclose(model(idx3, targets=targets)[1], loss)
     # Every target ignored: no positions, no loss (nan, PyTorch's mean over nothing), never silently zero.
     assert torch.isnan(model(idx, targets=torch.full_like(targets, -1))[1])
+
+
+@pytest.mark.parametrize("kind", ["gpt", "llama"])
+def test_forward_contract_is_the_same_for_both_students(kind):
+    """Without targets: (B, T, V) logits and no loss. With targets: the logits of the N positions that have one,
+    (N, V), in row-major order, and the mean cross-entropy over them."""
+    from atm_min.students.llama import Llama, LlamaConfig
+    torch.manual_seed(0)
+    model = tiny() if kind == "gpt" else Llama(LlamaConfig(block_size=48, vocab_size=V, n_layer=2, n_head=4,
+                                                           n_kv_head=2, n_embd=32, intermediate_size=48)).eval()
+    idx, targets = tokens(2, 9), tokens(2, 9, seed=2)
+    targets[0, :4], targets[1, :6] = -1, -1  # prompts of different lengths: no loss there
+    full, none = model(idx)
+    assert full.shape == (2, 9, V) and none is None
+    logits, loss = model(idx, targets=targets)
+    keep = targets != -1
+    assert logits.shape == (int(keep.sum()), V)
+    assert torch.allclose(logits, full[keep], atol=1e-5)
+    assert torch.allclose(loss, F.cross_entropy(full[keep], targets[keep]), atol=1e-5)
 
 
 def test_prefix_embeds_logits_cover_tokens_and_positions_follow_prefix():
@@ -142,32 +164,30 @@ def test_block_size_overflow_raises():
     model(tokens(1, 40), cache=cache)
     with pytest.raises(ValueError, match="block_size"):  # cached positions count
         model(tokens(1, 9), cache=cache)
-    # generate() stops at block_size instead of failing half way.
-    out = model.generate(tokens(1, 40), max_new_tokens=100, temperature=0)
-    assert len(out[0]) == 8
 
 
 # ---------------------------------------------------------------------------------------------- generate
+# The model's own generate: equal-length prompts, no stop tokens. Batched generation (padding, soft prompts,
+# stop tokens, the no-cache reference) is atm_min/engine.py: tests/test_engine.py.
 
 def test_greedy_is_deterministic_and_is_argmax():
     model = tiny()
     idx = tokens(1, 5)
     a = model.generate(idx, 12, temperature=0)
     b = model.generate(idx, 12, temperature=0)
-    assert a == b and len(a[0]) == 12
-    seq = idx
-    for t in a[0]:  # each new token is the argmax of a full forward over everything so far
-        assert int(model(seq)[0][0, -1].argmax()) == t
-        seq = torch.cat([seq, torch.tensor([[t]])], dim=1)
+    assert torch.equal(a, b) and a.shape == (1, 17) and torch.equal(a[:, :5], idx)
+    for t in range(5, 17):  # each new token is the argmax of a full forward over everything before it
+        assert int(model(a[:, :t])[0][0, -1].argmax()) == a[0, t]
 
 
 @pytest.mark.parametrize("attn_impl", ["sdpa", "explicit"])
-def test_kv_cache_generation_equals_no_cache(attn_impl):
+def test_generate_equals_the_engine_with_and_without_cache(attn_impl):
     model = tiny(attn_impl)
-    idx = tokens(1, 6)
-    cached = model.generate(idx, 20, temperature=0, use_cache=True)
-    assert cached == model.generate(idx, 20, temperature=0, use_cache=False)
-    assert len(set(cached[0])) > 3  # a real continuation, not one token repeated
+    idx = tokens(2, 6)
+    new = model.generate(idx, 20, temperature=0)[:, 6:].tolist()
+    assert new == engine.generate(model, idx, GenSettings(20))
+    assert new == engine.generate(model, idx, GenSettings(20, use_cache=False))
+    assert len(set(new[0])) > 3  # a real continuation, not one token repeated
 
 
 @pytest.mark.parametrize("padded", [False, True])
@@ -187,56 +207,16 @@ def test_cache_fed_in_chunks_equals_one_forward(attn_impl, padded):
     assert torch.allclose(torch.cat(parts, dim=1)[real], full[real], atol=1e-5)
 
 
-@pytest.mark.parametrize("with_prefix", [False, True])
-@pytest.mark.parametrize("attn_impl", ["sdpa", "explicit"])
-def test_batched_left_padded_generation(with_prefix, attn_impl):
-    model = tiny(attn_impl)
-    rows = [tokens(1, n, seed=10 + n)[0].tolist() for n in (7, 3, 5)]
-    idx, mask = left_pad(rows)
-    prefix = torch.randn(3, 2, 32, generator=torch.Generator().manual_seed(0)) if with_prefix else None
-    cached = model.generate(idx, 15, temperature=0, prefix_embeds=prefix, pad_mask=mask)
-    assert cached == model.generate(idx, 15, temperature=0, prefix_embeds=prefix, pad_mask=mask,
-                                    use_cache=False)
-    for b, r in enumerate(rows):  # every row continues exactly as it would alone
-        alone = model.generate(torch.tensor([r]), 15, temperature=0,
-                               prefix_embeds=None if prefix is None else prefix[b:b + 1])
-        assert cached[b] == alone[0]
-
-
-@pytest.mark.parametrize("use_cache", [True, False])
-def test_finished_row_stops_growing(use_cache):
-    model = tiny()
-    rows = [tokens(1, 5, seed=20)[0].tolist(), tokens(1, 3, seed=21)[0].tolist()]
-    ref = [model.generate(torch.tensor([r]), 16, temperature=0)[0] for r in rows]
-    # A stop token that row 0 emits at step j (and not before) and row 1 never emits.
-    j, stop = next((j, t) for j, t in enumerate(ref[0]) if j >= 2 and t not in ref[0][:j] and t not in ref[1])
-    idx, mask = left_pad(rows)
-    out = model.generate(idx, 16, temperature=0, stop_ids=[stop], pad_mask=mask, use_cache=use_cache)
-    assert out[0] == ref[0][:j + 1]  # ends with its stop token, then nothing more
-    assert out[1] == ref[1]  # the other row is unaffected and runs to max_new_tokens
-    # When every row has stopped, generation ends (stop ids may come as a tensor too).
-    assert model.generate(torch.tensor([rows[0]]), 16, temperature=0, stop_ids=torch.tensor([stop]),
-                          use_cache=use_cache)[0] == ref[0][:j + 1]
-
-
 def test_top_k_sampling_only_produces_top_k_tokens():
     model = tiny()
     idx = tokens(1, 6).expand(400, 6)
     top3 = set(model(idx[:1])[0][0, -1].topk(3).indices.tolist())
-    out = model.generate(idx, 1, temperature=3.0, top_k=3, generator=torch.Generator().manual_seed(0))
-    seen = {o[0] for o in out}
+    torch.manual_seed(0)
+    out = model.generate(idx, 1, temperature=3.0, top_k=3)[:, -1]
+    seen = set(out.tolist())
     assert seen <= top3 and len(seen) > 1  # sampled (not greedy), and only from the top 3
-    # The generator makes sampling reproducible.
-    again = model.generate(idx, 1, temperature=3.0, top_k=3, generator=torch.Generator().manual_seed(0))
-    assert again == out
-
-
-def test_sampling_with_cache_equals_without():
-    model = tiny()
-    idx = tokens(2, 6)
-    a = model.generate(idx, 10, temperature=1.0, generator=torch.Generator().manual_seed(3))
-    b = model.generate(idx, 10, temperature=1.0, generator=torch.Generator().manual_seed(3), use_cache=False)
-    assert a == b
+    torch.manual_seed(0)  # the global seed makes it reproducible (the engine takes a generator too)
+    assert torch.equal(model.generate(idx, 1, temperature=3.0, top_k=3)[:, -1], out)
 
 
 # ---------------------------------------------------------------------------------------------- FLOPs

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 import train as T
+from atm_min import engine
+from atm_min.engine import GenSettings
 from atm_min.batches import collate, encode_items, perception_inputs, question_inputs
 from atm_min.evaluate import generate_texts
 from atm_min.formats import Example, encode
@@ -233,9 +235,11 @@ def test_sampling_draws_from_the_tempered_top_k_distribution():
     logits[logits < v[-1]] = -float("inf")
     want = torch.multinomial(F.softmax(logits, dim=-1).expand(64, -1), 1,
                              generator=torch.Generator().manual_seed(11)).squeeze(1).tolist()
-    got = model.generate(idx, 1, temperature=0.7, top_k=5, generator=torch.Generator().manual_seed(11))
+    got = engine.generate(model, idx, GenSettings(1, temperature=0.7, top_k=5,
+                                                  generator=torch.Generator().manual_seed(11)))
     assert [o[0] for o in got] == want
-    other = model.generate(idx, 1, temperature=3.0, top_k=50, generator=torch.Generator().manual_seed(11))
+    other = engine.generate(model, idx, GenSettings(1, temperature=3.0, top_k=50,
+                                                    generator=torch.Generator().manual_seed(11)))
     assert [o[0] for o in other] != want  # temperature and top_k change the draws
 
 
@@ -244,13 +248,13 @@ def test_generation_feeds_the_soft_prompt_to_the_student(monkeypatch):
     writes for that question (and without a perception, none)."""
     model, perc = student(seed=6).eval(), perception().eval()
     questions = [ex.question for ex in examples()]
-    received, real = [], model.generate
+    received, real = [], engine.generate
 
-    def spy(idx, *a, prefix_embeds=None, **kw):
+    def spy(student, idx, settings, prefix_embeds=None, pad_mask=None):
         received.append(prefix_embeds)
-        return real(idx, *a, prefix_embeds=prefix_embeds, **kw)
+        return real(student, idx, settings, prefix_embeds, pad_mask)
 
-    monkeypatch.setattr(model, "generate", spy)
+    monkeypatch.setattr(engine, "generate", spy)
     got = generate_texts(model, TOK, questions, "cpu", batch_size=1, max_new_tokens=4, perception=perc)
     order = sorted(range(3), key=lambda i: len(questions[i]))  # generate_texts batches similar lengths together
     with torch.no_grad():

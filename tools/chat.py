@@ -20,6 +20,7 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
+from atm_min import engine  # noqa: E402
 from atm_min.machinery.errors import ArgumentParser, ProjectError  # noqa: E402
 
 QUESTIONS = ("What is the capital of France?", "How many days are there in a week?",
@@ -34,7 +35,7 @@ def answers(init_from: str, questions=QUESTIONS, max_new_tokens: int = 64) -> li
     out = []
     for q in questions:
         idx = torch.tensor([tok.encode(tok.chat_prompt([{"role": "user", "content": q}]))])
-        new = student.generate(idx, max_new_tokens, temperature=0.0, stop_ids=[tok.eot_id])[0]
+        new = engine.generate(student, idx, engine.GenSettings(max_new_tokens, stop_ids=[tok.eot_id]))[0]
         out.append(tok.decode(new).strip())
     return out
 

@@ -204,6 +204,7 @@ def perf_worker(name, dry_run):
     """Training and generation speed of one GPT-2 (PERF) or Llama (LLAMA_PERF) shape from random weights; prints
     RESULT {...}."""
     import torch
+    from atm_min import engine
     from atm_min.machinery.gpt2 import PEAK_FLOPS
     from atm_min.model import GPT, GPTConfig
     from atm_min.students.llama import Llama, LlamaConfig
@@ -267,10 +268,10 @@ def perf_worker(name, dry_run):
     for gb in (1, 16):
         idx = torch.randint(0, vocab, (gb, 16), device=dev)
         with ctx:
-            model.generate(idx, 2, temperature=0)  # warm up
+            engine.generate(model, idx, engine.GenSettings(2))  # warm up
             sync()
             t0 = time.time()
-            outs = model.generate(idx, new, temperature=0)
+            outs = engine.generate(model, idx, engine.GenSettings(new))
             sync()
         gen[gb] = sum(len(o) for o in outs) / (time.time() - t0)
     result(name=name, gpu=gpu, tok_s=rates[False], tok_s_sync=rates[True], mfu=mfu, peak_gib=peak_gib,

@@ -25,6 +25,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from .. import engine
 from ..answers import parse_output
 from ..batches import perception_inputs, question_inputs
 from ..formats import MODE_MARKS, format_prompt, normalize_ws
@@ -37,7 +38,8 @@ STAGES = {  # stage -> where it happens (printed in each stage's header)
     "soft prompt": "atm_min/perception.py Perception.forward (out_proj), perceive",
     "p(answer first)": "atm_min/perception.py Perception.forward (mode_head)",
     "first words": "{file} {cls}.forward",  # the student's own file and class: GPT, or the Llama student
-    "generation": "{file} {cls}.generate (KV cache), then {cls}.forward for each token's probability",
+    "generation": "atm_min/engine.py generate (KV cache, {cls}.hidden_states), then {cls}.forward for each "
+                  "token's probability",
     "answer": "atm_min/answers.py parse_output",
 }
 PERCEPTION_STAGES = ("features", "attention", "soft prompt", "p(answer first)")
@@ -82,8 +84,8 @@ def _generate(student, tok, prompt_ids, prefix, mode, max_new_tokens, explain, d
     stop_ids = [tok.eot_id] if explain else [tok.eot_id] + tok.newline_ids
     idx = torch.tensor([prompt_ids + forced], device=device)
     t0 = time.perf_counter()
-    out = student.generate(idx, max(0, max_new_tokens - len(forced)), temperature=0.0, stop_ids=stop_ids,
-                           prefix_embeds=prefix)[0]
+    out = engine.generate(student, idx, engine.GenSettings(max(0, max_new_tokens - len(forced)), stop_ids=stop_ids),
+                          prefix_embeds=prefix)[0]
     ms = 1000 * (time.perf_counter() - t0)
     new = forced + out
     tokens = []

@@ -1,10 +1,10 @@
 """A Llama-family student (Llama 2/3, SmolLM2, Qwen2, Qwen3), written from scratch beside the GPT-2 one.
 
 It has the GPT-2 student's interface (atm_min/model.py GPT): forward(idx, targets, prefix_embeds, pad_mask, cache),
-hidden_states, generate (stop ids, soft prompt, left padding, KV cache), get_input_embeddings, num_params,
-flops_per_token, estimate_mfu, and a config with block_size, vocab_size, n_layer, n_head, n_embd. So the
-perception module, the training loop, evaluation, sample.py and the trace use either student unchanged: the
-perception only ever reads `student.get_input_embeddings()`, whatever the student computes behind it.
+hidden_states, generate, new_cache, get_input_embeddings, num_params, flops_per_token, estimate_mfu, and a config
+with block_size, vocab_size, n_layer, n_head, n_embd. So the perception module, the training loop, evaluation
+(atm_min/engine.py's batched generation), sample.py and the trace use either student unchanged: the perception
+only ever reads `student.get_input_embeddings()`, whatever the student computes behind it.
 
 Each difference from GPT-2 is said once, where it is: RMSNorm, rotary positions (no position table), SwiGLU,
 grouped-query attention, optional q/k/v biases (Qwen2) and q/k norms (Qwen3), an untied output layer.
@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..engine import positions_and_mask
 from ..model import GPT, KVCache
 
 
@@ -218,11 +219,11 @@ class Llama(nn.Module):
         return self.flops_per_token(seq_len) * tokens_per_sec / peak_flops
 
     def forward(self, idx, targets=None, prefix_embeds=None, pad_mask=None, cache: KVCache | None = None):
-        """As GPT.forward: logits (B, T, V) of the token positions and the mean cross-entropy (or None) -- except
-        that, given targets, only the N positions that have one go through the output layer, and the logits
-        returned are theirs, (N, V). A speed-up, not architecture: the prompt's positions carry no loss (target
-        -1), and a 49k-wide output layer is a fifth of SmolLM2's forward. The loss is the same mean. (GPT-2's
-        file keeps computing every position, so that the default run's numbers stay bit for bit as they were.)"""
+        """As GPT.forward: logits (B, T, V) and None; given targets, the N scored positions' logits (N, V) and
+        their mean cross-entropy. Difference: only those N positions go through the output layer. A speed-up, not
+        architecture: the prompt's positions carry no loss (target -1), and a 49k-wide output layer is a fifth of
+        SmolLM2's forward. (GPT-2's file keeps computing every position, so that the default run's numbers stay
+        bit for bit as they were.)"""
         x = self.hidden_states(idx, prefix_embeds, pad_mask, cache)
         if targets is None:
             return self.lm_head(x), None  # (B, T, V)
@@ -233,36 +234,11 @@ class Llama(nn.Module):
     def hidden_states(self, idx, prefix_embeds=None, pad_mask=None, cache: KVCache | None = None):
         """As GPT.hidden_states; the positions (and so the padding rules) are GPT's exactly, here they pick the
         rotation angles instead of rows of a position table."""
-        B, T = idx.size()
-        past = cache.pos if cache is not None else 0
         x = self.embed_tokens(idx)  # (B, T, C)
-        P = 0
         if prefix_embeds is not None:
-            P = prefix_embeds.size(1)
             x = torch.cat([prefix_embeds.to(x.dtype), x], dim=1)  # (B, P+T, C)
-        L = P + T
-        if past + L > self.config.block_size:
-            raise ValueError(f"sequence of {past + L} positions exceeds block_size {self.config.block_size}")
-
-        mask = None
-        if pad_mask is None and (cache is None or cache.real is None):
-            pos = torch.arange(past, past + L, device=idx.device)[None]  # (1, L)
-        else:  # as GPT: padding counts for nothing, a pad may attend to itself
-            if pad_mask is None:
-                pad_mask = torch.ones(B, T, dtype=torch.bool, device=idx.device)
-            real = torch.cat([torch.ones(B, P, dtype=torch.bool, device=idx.device), pad_mask], dim=1)
-            if past:
-                old = cache.real if cache.real is not None else torch.ones(B, past, dtype=torch.bool,
-                                                                             device=idx.device)
-                real = torch.cat([old, real], dim=1)
-            if cache is not None:
-                cache.real = real
-            pos = (real.long().cumsum(dim=1) - 1).clamp(min=0)[:, past:]  # (B, L)
-            S = past + L
-            causal = torch.ones(L, S, dtype=torch.bool, device=idx.device).tril(diagonal=past)
-            itself = torch.zeros(L, S, dtype=torch.bool, device=idx.device)
-            itself[torch.arange(L), past + torch.arange(L)] = True
-            mask = ((causal & real[:, None, :]) | itself)[:, None]  # (B, 1, L, S)
+        P = x.size(1) - idx.size(1)
+        pos, mask = positions_and_mask(idx, P, pad_mask, cache, self.config.block_size)  # (1|B, P+T), mask
         angles = pos[..., None].float() * self.inv_freq.float()  # (B|1, L, hs/2), in float32 as Hugging Face
         angles = torch.cat([angles, angles], dim=-1)[:, None]  # (B|1, 1, L, hs): the rotate-half layout
         cos, sin = angles.cos(), angles.sin()
@@ -276,4 +252,4 @@ class Llama(nn.Module):
         c, p = self.config, next(self.parameters())
         return KVCache(c.n_layer, batch_size, c.n_kv_head, max_len, c.head_dim, p.device, p.dtype)
 
-    generate = GPT.generate  # GPT's loop as it is: it reaches this model through hidden_states, lm_head, new_cache
+    generate = GPT.generate  # GPT's loop as it is: it reaches this model through forward and new_cache

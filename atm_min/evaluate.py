@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 
 import torch
 
@@ -17,6 +18,20 @@ from .answers import is_correct, parse_output
 from .batches import pad_left, perception_inputs, question_inputs
 from .formats import MODE_MARKS, MODES, format_prompt, group_levels
 from .perception import perceive
+
+
+@dataclass
+class Answering:
+    """How questions are answered (generate_texts, generate_answers): on which device, in batches of how many,
+    with at most how many new tokens. explain: an answer-first output goes on to its rationale (only <|endoftext|>
+    stops it); ctx: an autocast context, or None; sample: None (greedy) or engine.GenSettings' temperature,
+    top_k, generator."""
+    device: str = "cpu"
+    batch_size: int = 256
+    max_new_tokens: int = 96
+    explain: bool = False
+    ctx: object = None
+    sample: dict | None = None
 
 
 def _start_marks(tok, force, n):
@@ -44,8 +59,7 @@ def perceive_questions(perception, student, tok, questions, device):
 
 
 @torch.no_grad()
-def generate_texts(student, tok, questions, device, batch_size=256, max_new_tokens=96, perception=None, force=None,
-                   explain=False, ctx=None, sample=None):
+def generate_texts(student, tok, questions, how: Answering, perception=None, force=None):
     """Continue the prompt of every raw question string. Returns one dict per question, in input order:
     {text, new_tokens, p_post, ms}; p_post is the perception's probability of answering first (None without a
     perception), ms the wall time of the question's batch divided by its size.
@@ -53,29 +67,28 @@ def generate_texts(student, tok, questions, device, batch_size=256, max_new_toke
     force: None (the student chooses), "pre" or "post" (every question), or one of those per question. A forced
     output starts with its mode's marker ("Reasoning:" / "Answer:"), as if the student had written it: "text"
     starts with it (parse_output reads the forced mode) and "new_tokens" counts it (forced and free costs
-    compare); it comes out of the budget. sample: None (greedy) or engine.GenSettings' temperature, top_k,
-    generator."""
+    compare); it comes out of the budget."""
     student.eval()
     if perception is not None:
         perception.eval()
     starts = _start_marks(tok, force, len(questions))
-    stop_ids = [tok.eot_id] if explain else [tok.eot_id] + tok.newline_ids
+    stop_ids = [tok.eot_id] if how.explain else [tok.eot_id] + tok.newline_ids
     results = [None] * len(questions)
-    sample = sample or {}
+    sample = how.sample or {}
     greedy = not sample.get("temperature")  # then rows that have stopped are dropped: the same tokens, faster
-    for rows in length_batches(questions, batch_size):
+    for rows in length_batches(questions, how.batch_size):
         t0 = time.perf_counter()
         chunk = [questions[i] for i in rows]
         prefix, p_post = None, [None] * len(chunk)
-        with ctx if ctx is not None else torch.autocast(device_type="cpu", enabled=False):
+        with how.ctx if how.ctx is not None else torch.autocast(device_type="cpu", enabled=False):
             if perception is not None:
-                prefix, p_post = perceive_questions(perception, student, tok, chunk, device)
+                prefix, p_post = perceive_questions(perception, student, tok, chunk, how.device)
             start = [starts[i] for i in rows]
             idx, pad_mask = pad_left([tok.encode(format_prompt(q)) + s for q, s in zip(chunk, start)],
-                                     tok.eot_id, device)
+                                     tok.eot_id, how.device)
             # A row started with a marker has used part of its budget; a batch generates for its longest
             # budget and each row's extra tokens are cut below.
-            budget = [max(0, max_new_tokens - len(s)) for s in start]
+            budget = [max(0, how.max_new_tokens - len(s)) for s in start]
             settings = engine.GenSettings(max(budget), stop_ids=stop_ids, drop_finished=greedy, **sample)
             outs = engine.generate(student, idx, settings, prefix_embeds=prefix, pad_mask=pad_mask)
         ms = 1000 * (time.perf_counter() - t0) / len(chunk)  # generation ends with a host copy: the time is real
@@ -85,11 +98,9 @@ def generate_texts(student, tok, questions, device, batch_size=256, max_new_toke
     return results
 
 
-def generate_answers(student, tok, examples, device, batch_size=256, max_new_tokens=96, perception=None,
-                     force=None, explain=False, ctx=None):
-    """Greedy answers for every example, scored (answer_records), in the same order; force as generate_texts'."""
-    outs = generate_texts(student, tok, [ex.question for ex in examples], device, batch_size, max_new_tokens,
-                          perception=perception, force=force, explain=explain, ctx=ctx)
+def generate_answers(student, tok, examples, how: Answering, perception=None, force=None):
+    """Answers for every example, scored (answer_records), in the same order; force as generate_texts'."""
+    outs = generate_texts(student, tok, [ex.question for ex in examples], how, perception=perception, force=force)
     return answer_records(examples, outs)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .batches import pad_right
-from .evaluate import generate_answers
+from .evaluate import Answering, generate_answers
 from .formats import encode, group_levels
 
 
@@ -37,7 +37,8 @@ def held_out_evidence(student, tok, held_out, mode: str, cfg, runtime) -> dict:
     "p_gold": [float, ...] for a post student (answer_first_confidence), else None}. cfg: eval_batch_size,
     max_new_tokens; runtime: device, ctx (as training.train's)."""
     device, batch_size = runtime.device, cfg.eval_batch_size
-    records = generate_answers(student, tok, held_out, device, batch_size, cfg.max_new_tokens, ctx=runtime.ctx)
+    how = Answering(device, batch_size, cfg.max_new_tokens, ctx=runtime.ctx)
+    records = generate_answers(student, tok, held_out, how)
     p_gold = answer_first_confidence(student, tok, held_out, device, batch_size, runtime.ctx) if mode == "post" \
         else None
     return {"correct": [r["correct"] for r in records], "p_gold": p_gold}

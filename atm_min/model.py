@@ -40,8 +40,8 @@ class GPTConfig:
 class KVCache:
     """Keys and values of every layer for the positions seen so far, preallocated to `max_len`."""
 
-    def __init__(self, n_layer, batch_size, n_head, max_len, head_dim, device, dtype):
-        shape = (n_layer, batch_size, n_head, max_len, head_dim)
+    def __init__(self, shape: tuple, device, dtype):
+        """shape: (n_layer, batch_size, n_head, max_len, head_dim)."""
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.pos = 0  # number of positions already stored (the same for every layer once a forward finishes)
@@ -211,7 +211,7 @@ class GPT(nn.Module):
     def new_cache(self, batch_size: int, max_len: int) -> KVCache:
         """An empty KV cache for this model: every layer's keys and values, one head_dim vector per head."""
         c, p = self.config, next(self.parameters())
-        return KVCache(c.n_layer, batch_size, c.n_head, max_len, c.n_embd // c.n_head, p.device, p.dtype)
+        return KVCache((c.n_layer, batch_size, c.n_head, max_len, c.n_embd // c.n_head), p.device, p.dtype)
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):

@@ -89,7 +89,7 @@ def forced_answers(out_dir: str, examples) -> dict[str, dict[str, bool]]:
     import torch  # only --forced needs torch
 
     from atm_min.answers import is_correct
-    from atm_min.evaluate import generate_texts
+    from atm_min.evaluate import Answering, generate_texts
 
     out = {}
     for name, file in CHECKPOINTS.items():
@@ -99,7 +99,7 @@ def forced_answers(out_dir: str, examples) -> dict[str, dict[str, bool]]:
         learner, tok = load_learner(path)
         for mode in ("pre", "post"):
             with torch.no_grad():
-                texts = generate_texts(learner.student, tok, [e.question for e in examples], "cpu",
+                texts = generate_texts(learner.student, tok, [e.question for e in examples], Answering("cpu"),
                                        perception=learner.perception, force=mode)
             out[f"{name} forced {mode}"] = {e.id: is_correct(t["text"], e.answer, e.answer_type)
                                            for e, t in zip(examples, texts)}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import sample
-from atm_min.evaluate import generate_answers, summarize
+from atm_min.evaluate import Answering, generate_answers, summarize
 from atm_min.variants.threshold_curve import SWEEP, threshold_sweep
 from atm_min.machinery.checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
 from atm_min.machinery.data import load_examples, write_examples
@@ -78,8 +78,9 @@ def test_the_curve_ends_are_the_forced_modes_of_sample_py(run, tmp_path, capsys)
     learner = learner_from_checkpoint(ck, saved_config(ck)).eval()
     tok = get_tokenizer(ck["tokenizer"])
     for end, mode in ((always_think, "pre"), (always_answer, "post")):
-        s = summarize(generate_answers(learner.student, tok, test, "cpu", 64, 16, perception=learner.perception,
-                                       force=mode), 0.0)
+        records = generate_answers(learner.student, tok, test, Answering("cpu", 64, 16), perception=learner.perception,
+                                   force=mode)
+        s = summarize(records, 0.0)
         assert (s["accuracy"], s["avg_new_tokens"], s["post_fraction"]) == \
             (end["accuracy"], end["tokens"], end["post_rate"]), mode
     # the two ends differ here (thinking first costs more tokens), so the test can tell them apart

@@ -211,14 +211,14 @@ def test_pass_rates_from_sampled_answers_repeat_and_match_their_samples(pre_run,
     gen = torch.Generator().manual_seed(7)  # by hand: three sampled rounds, scored
     right = [0] * len(held)
     for _ in range(3):
-        outs = E.generate_texts(student, TOK, [ex.question for ex in held], "cpu", max_new_tokens=48,
-                                sample=dict(temperature=1.0, generator=gen))
+        how = E.Answering("cpu", max_new_tokens=48, sample=dict(temperature=1.0, generator=gen))
+        outs = E.generate_texts(student, TOK, [ex.question for ex in held], how)
         for i, r in enumerate(E.answer_records(held, outs)):
             right[i] += r["correct"]
     assert ev["pass_rate"] == [r / 3 for r in right]
     # a temperature near 0 samples the greedy answer: pass rates become the greedy evidence
     cold = pass_rates(student, TOK, held, "cpu", samples=2, temperature=1e-4, seed=0, max_new_tokens=48)
-    greedy = [r["correct"] for r in E.generate_answers(student, TOK, held, "cpu", max_new_tokens=48)]
+    greedy = [r["correct"] for r in E.generate_answers(student, TOK, held, E.Answering("cpu", max_new_tokens=48))]
     assert cold["pass_rate"] == [float(c) for c in greedy] and 0 < sum(greedy) < len(held)
 
 

@@ -9,7 +9,7 @@ from atm_min.variants.hard_routing import classifier_modes, hard_routed_texts
 from tiny import variant_perception
 from atm_min import engine
 from atm_min.engine import GenSettings
-from atm_min.evaluate import (agreement, generate_answers, generate_texts, oracle_summary,
+from atm_min.evaluate import (Answering, agreement, generate_answers, generate_texts, oracle_summary,
                               random_routing_summary, summarize, timed_answers)
 from atm_min.labels import held_out_evidence
 from atm_min.machinery.data import Example
@@ -108,14 +108,14 @@ EXAMPLES = [Example(id=f"q{i}", question=q, rationale="r", answer=str(i), answer
 
 def test_generate_answers_one_record_per_example_in_order():
     model = tiny_student()
-    recs = generate_answers(model, TOK, EXAMPLES, "cpu", batch_size=3, max_new_tokens=12)
+    recs = generate_answers(model, TOK, EXAMPLES, Answering("cpu", 3, 12))
     assert [r["id"] for r in recs] == [e.id for e in EXAMPLES]
     assert [r["group"] for r in recs] == [e.group for e in EXAMPLES]
     for r in recs:
         assert set(r) == {"id", "group", "text", "mode", "correct", "new_tokens", "p_post"}
         assert 1 <= r["new_tokens"] <= 12 and r["p_post"] is None and isinstance(r["correct"], bool)
     # Batching and sorting by length do not change what each question gets (greedy, padding masked).
-    alone = [generate_answers(model, TOK, [e], "cpu", max_new_tokens=12)[0] for e in EXAMPLES]
+    alone = [generate_answers(model, TOK, [e], Answering("cpu", max_new_tokens=12))[0] for e in EXAMPLES]
     assert [r["text"] for r in recs] == [a["text"] for a in alone]
 
 
@@ -134,9 +134,9 @@ def test_generate_answers_stops_at_newline_unless_explain():
     # A student that always writes a newline: without explain generation ends at once, with it only
     # <|endoftext|> stops it (here: never, so it runs to the budget).
     model = newline_student()
-    recs = generate_answers(model, TOK, EXAMPLES[:2], "cpu", max_new_tokens=10)
+    recs = generate_answers(model, TOK, EXAMPLES[:2], Answering("cpu", max_new_tokens=10))
     assert [r["text"] for r in recs] == ["\n", "\n"] and [r["new_tokens"] for r in recs] == [1, 1]
-    recs = generate_answers(model, TOK, EXAMPLES[:2], "cpu", max_new_tokens=10, explain=True)
+    recs = generate_answers(model, TOK, EXAMPLES[:2], Answering("cpu", max_new_tokens=10, explain=True))
     assert [r["text"] for r in recs] == ["\n" * 10] * 2
 
 
@@ -162,7 +162,7 @@ def test_generate_answers_reads_mode_and_scores(monkeypatch):
         return [list(script) for _ in range(idx.size(0))]
 
     monkeypatch.setattr(engine, "generate", fake_generate)
-    recs = generate_answers(model, TOK, EXAMPLES, "cpu")
+    recs = generate_answers(model, TOK, EXAMPLES, Answering("cpu"))
     assert [r["mode"] for r in recs] == ["post"] * 4
     assert [r["correct"] for r in recs] == [False, True, False, False]  # gold answers are "0", "1", "2", "3"
     s = summarize(recs, 1.0)
@@ -175,7 +175,7 @@ def test_generate_with_perception_and_raw_questions():
     perc = Perception(32, n_prefix=2, n_layer=1, n_head=2)
     recs, ms = timed_answers(model, TOK, EXAMPLES, "cpu", 2, 8, perception=perc)
     assert ms > 0 and all(0 < r["p_post"] < 1 for r in recs)
-    outs = generate_texts(model, TOK, QUESTIONS, "cpu", 2, 8, perception=perc)
+    outs = generate_texts(model, TOK, QUESTIONS, Answering("cpu", 2, 8), perception=perc)
     assert [o["text"] for o in outs] == [r["text"] for r in recs]  # the same helper underneath
     assert [o["p_post"] for o in outs] == pytest.approx([r["p_post"] for r in recs])
     assert all(o["ms"] > 0 for o in outs)
@@ -189,7 +189,7 @@ def test_sampling_reaches_the_model_and_is_seeded():
     def texts(seed=None, **kw):
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         sample = dict(generator=gen, **kw) if kw else None
-        return [o["text"] for o in generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8, sample=sample)]
+        return [o["text"] for o in generate_texts(model, TOK, QUESTIONS, Answering("cpu", 4, 8, sample=sample))]
 
     greedy = texts()
     assert texts(0, temperature=1.0, top_k=5) == texts(0, temperature=1.0, top_k=5)
@@ -213,10 +213,10 @@ def test_mode_marks_are_the_first_tokens_of_each_target():
 
 def test_forced_modes_start_with_the_marker_and_count_it():
     model = tiny_student()
-    free = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12)
+    free = generate_texts(model, TOK, QUESTIONS, Answering("cpu", 4, 12))
     for mode, mark in (("pre", "Reasoning:"), ("post", "Answer:")):
-        outs = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12, force=mode)
-        recs = generate_answers(model, TOK, EXAMPLES, "cpu", 4, 12, force=mode)
+        outs = generate_texts(model, TOK, QUESTIONS, Answering("cpu", 4, 12), force=mode)
+        recs = generate_answers(model, TOK, EXAMPLES, Answering("cpu", 4, 12), force=mode)
         for o, r in zip(outs, recs):
             assert o["text"].startswith(mark) and r["mode"] == mode and r["text"] == o["text"]
             # the marker's tokens count, and come out of the same budget as a free generation's
@@ -235,15 +235,15 @@ def test_forced_modes_per_question_in_one_batch():
     torch.manual_seed(1)
     perc = Perception(32, n_prefix=2, n_layer=1, n_head=2)
     force = ["pre", None, "post", "pre"]
-    mixed = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 14, perception=perc, force=force)
+    mixed = generate_texts(model, TOK, QUESTIONS, Answering("cpu", 4, 14), perception=perc, force=force)
     for q, f, o in zip(QUESTIONS, force, mixed):
-        [alone] = generate_texts(model, TOK, [q], "cpu", 1, 14, perception=perc, force=f)
+        [alone] = generate_texts(model, TOK, [q], Answering("cpu", 1, 14), perception=perc, force=f)
         assert o["text"] == alone["text"] and o["new_tokens"] == alone["new_tokens"]
         assert o["p_post"] == pytest.approx(alone["p_post"])
     with pytest.raises(ValueError, match="one per question"):
-        generate_texts(model, TOK, QUESTIONS, "cpu", force=["pre"])
+        generate_texts(model, TOK, QUESTIONS, Answering("cpu"), force=["pre"])
     with pytest.raises(ValueError, match="force must be"):
-        generate_texts(model, TOK, QUESTIONS, "cpu", force="both")
+        generate_texts(model, TOK, QUESTIONS, Answering("cpu"), force="both")
 
 
 def test_hard_routing_keeps_p_post_but_not_the_prefix():
@@ -255,9 +255,9 @@ def test_hard_routing_keeps_p_post_but_not_the_prefix():
     with torch.no_grad():
         perc.out_proj.weight.normal_(0, 1.0)  # a soft prompt strong enough to change what the student writes
     hard.load_state_dict(perc.state_dict())  # the same weights: hard routing only drops the prefix
-    on = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12, perception=perc)
-    off = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12, perception=hard)
-    bare = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 12)
+    on = generate_texts(model, TOK, QUESTIONS, Answering("cpu", 4, 12), perception=perc)
+    off = generate_texts(model, TOK, QUESTIONS, Answering("cpu", 4, 12), perception=hard)
+    bare = generate_texts(model, TOK, QUESTIONS, Answering("cpu", 4, 12))
     assert [o["text"] for o in off] == [b["text"] for b in bare]  # no prefix: the plain student
     assert [o["text"] for o in on] != [b["text"] for b in bare]
     assert [o["p_post"] for o in off] == pytest.approx([o["p_post"] for o in on])
@@ -271,11 +271,11 @@ def test_hard_routing_starts_each_question_in_the_classifiers_mode():
     perc = variant_perception(32, n_prefix=2, n_layer=1, n_head=2, routing="hard")
     with torch.no_grad():
         perc.mode_head.weight.normal_(0, 2.0)  # spread p_post so that both modes occur
-    outs = hard_routed_texts(model, TOK, QUESTIONS, "cpu", 4, 14, perception=perc)
+    outs = hard_routed_texts(model, TOK, QUESTIONS, Answering("cpu", 4, 14), perception=perc)
     picked = ["post" if o["p_post"] > 0.5 else "pre" for o in outs]
     assert set(picked) == {"pre", "post"}
     assert classifier_modes(model, perc, TOK, QUESTIONS, "cpu", 4) == picked
-    by_hand = generate_texts(model, TOK, QUESTIONS, "cpu", 4, 14, perception=perc, force=picked)
+    by_hand = generate_texts(model, TOK, QUESTIONS, Answering("cpu", 4, 14), perception=perc, force=picked)
     assert [o["text"] for o in outs] == [o["text"] for o in by_hand]
     assert all(o["text"].startswith("Answer:" if m == "post" else "Reasoning:") for o, m in zip(outs, picked))
     with torch.no_grad():  # the boundary: a classifier that says exactly 0.5 thinks first
@@ -296,7 +296,7 @@ def test_greedy_evaluation_drops_finished_rows_and_sampling_does_not(monkeypatch
         return real(student, idx, settings, *a, **kw)
 
     monkeypatch.setattr(engine, "generate", spy)
-    generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8)
-    generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8, sample=dict(temperature=0.0))
-    generate_texts(model, TOK, QUESTIONS, "cpu", 4, 8, sample=dict(temperature=1.0))
+    generate_texts(model, TOK, QUESTIONS, Answering("cpu", 4, 8))
+    generate_texts(model, TOK, QUESTIONS, Answering("cpu", 4, 8, sample=dict(temperature=0.0)))
+    generate_texts(model, TOK, QUESTIONS, Answering("cpu", 4, 8, sample=dict(temperature=1.0)))
     assert seen == [True, True, False]

@@ -87,7 +87,7 @@ def test_kv_cache_logits_equal_no_cache(pair):
     from atm_min.model import KVCache
     x = ids(2, 12, seed=3)
     c = ours.config
-    cache = KVCache(c.n_layer, 2, c.n_kv_head, 12, c.head_dim, "cpu", torch.float32)
+    cache = KVCache((c.n_layer, 2, c.n_kv_head, 12, c.head_dim), "cpu", torch.float32)
     with torch.no_grad():
         full = ours(x)[0]
         first = ours(x[:, :8], cache=cache)[0]

@@ -160,7 +160,7 @@ def test_block_size_overflow_raises():
         model(tokens(1, 49))
     with pytest.raises(ValueError, match="block_size"):  # the soft prompt takes positions too
         model(tokens(1, 45), prefix_embeds=torch.zeros(1, 4, 32))
-    cache = KVCache(2, 1, 2, 60, 16, "cpu", torch.float32)
+    cache = KVCache((2, 1, 2, 60, 16), "cpu", torch.float32)
     model(tokens(1, 40), cache=cache)
     with pytest.raises(ValueError, match="block_size"):  # cached positions count
         model(tokens(1, 9), cache=cache)
@@ -198,7 +198,7 @@ def test_cache_fed_in_chunks_equals_one_forward(attn_impl, padded):
     if padded:
         idx, mask = left_pad([tokens(1, 12, seed=6)[0].tolist(), tokens(1, 9, seed=7)[0].tolist()])
     full, _ = model(idx, pad_mask=mask)
-    cache = KVCache(2, 2, 2, 12, 16, "cpu", torch.float32)
+    cache = KVCache((2, 2, 2, 12, 16), "cpu", torch.float32)
     parts = []
     for a, b in ((0, 5), (5, 11), (11, 12)):  # a prompt chunk, a multi-token chunk, then one token
         logits, _ = model(idx[:, a:b], pad_mask=None if mask is None else mask[:, a:b], cache=cache)

@@ -12,7 +12,7 @@ import torch
 
 import sample
 from atm_min.formats import MODE_MARKS
-from atm_min.evaluate import generate_answers, generate_texts
+from atm_min.evaluate import Answering, generate_answers, generate_texts
 from atm_min.machinery.data import load_examples
 from atm_min.machinery.trace import PERCEPTION_STAGES, STAGES, format_trace, trace_question
 from atm_min.machinery.data import example_to_dict
@@ -50,9 +50,9 @@ def test_forcing_the_mode_a_student_chooses_changes_nothing(atm_run, pre_run):
     for run, own_mode, other, min_own in ((atm_run, "post", "pre", 12), (pre_run, "pre", "post", 3)):
         student, perception, tok, _ = sample.load_model(os.path.join(run, "ckpt.pt"), "cpu")
         qs = [ex.question for ex in gold_rows(run)]
-        own = generate_texts(student, tok, qs, "cpu", 8, 40, perception=perception)
-        same = generate_texts(student, tok, qs, "cpu", 8, 40, perception=perception, force=own_mode)
-        flip = generate_texts(student, tok, qs, "cpu", 8, 40, perception=perception, force=other)
+        own = generate_texts(student, tok, qs, Answering("cpu", 8, 40), perception=perception)
+        same = generate_texts(student, tok, qs, Answering("cpu", 8, 40), perception=perception, force=own_mode)
+        flip = generate_texts(student, tok, qs, Answering("cpu", 8, 40), perception=perception, force=other)
         chose = [i for i, o in enumerate(own) if o["text"].startswith(MODE_MARKS[own_mode] + " ")]
         assert len(chose) >= min_own
         assert [same[i]["text"] for i in chose] == [own[i]["text"] for i in chose]
@@ -99,7 +99,7 @@ def test_mode_both_on_a_jsonl_file_scores_each_mode_and_lists_disagreements(atm_
     # the same numbers as generate_answers with each forced mode
     student, perception, tok, ck = sample.load_model(os.path.join(atm_run, "ckpt.pt"), "cpu")
     max_new = ck["config"]["max_new_tokens"]
-    recs = {m: generate_answers(student, tok, rows, "cpu", 64, max_new, perception=perception, force=m)
+    recs = {m: generate_answers(student, tok, rows, Answering("cpu", 64, max_new), perception=perception, force=m)
             for m in ("pre", "post")}
     pre_ok = [r["correct"] for r in recs["pre"]]
     post_ok = [r["correct"] for r in recs["post"]]
@@ -158,7 +158,7 @@ def test_trace_numbers(atm_run):
     assert [k["forced"] for k in forced["tokens"][:10]] == [True] * 10
     # greedy: every free token is the likeliest one, and the probabilities match the generation
     assert all(k["p"] >= k["p_other"] for k in own["tokens"])
-    assert own["text"] == generate_texts(student, tok, [Q], "cpu", 1, 30, perception=perception)[0]["text"]
+    assert own["text"] == generate_texts(student, tok, [Q], Answering("cpu", 1, 30), perception=perception)[0]["text"]
     assert w["post"][0] == pytest.approx(own["tokens"][0]["p"], rel=1e-4)  # p("A") both ways
 
 
@@ -224,8 +224,8 @@ def test_a_hard_routed_student_is_started_with_its_classifiers_marker(atm_run, t
     path = str(tmp_path / "hard.pt")
     save_checkpoint(path, ck)
     student, perception, tok, _ = sample.load_model(path, "cpu")
-    [want] = generate_texts(student, tok, [Q], "cpu", 1, 16, perception=perception,
-                            force="post")  # p(answer first) is ~1 for this student; no prefix: hard routing
+    # p(answer first) is ~1 for this student; no prefix: hard routing
+    [want] = generate_texts(student, tok, [Q], Answering("cpu", 1, 16), perception=perception, force="post")
     out = ask(capsys, "--ckpt", path, "--question", Q)
     assert sample_field(out, "mode") == ["answer first (post)"]
     assert re.search(r"^  (\d+) tokens", out, re.M).group(1) == str(want["new_tokens"])

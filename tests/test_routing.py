@@ -9,7 +9,7 @@ is checked in test_values.py.)"""
 
 from tiny import TRAINED
 
-from atm_min.evaluate import generate_answers
+from atm_min.evaluate import Answering, generate_answers
 from atm_min.machinery import data as mdata
 from atm_min.machinery import runs, runtime
 from atm_min.machinery.config import parse_args
@@ -30,7 +30,7 @@ def test_atm_student_routes_each_kind_of_question_its_own_way(tmp_path, data_dir
     assert {kind(ex) for ex in test} == {"pre", "post"}
     student, perception = runs.train_run(cfg, runtime.setup(cfg), TOK, train, [kind(ex) for ex in train],
                                          str(tmp_path / "atm.pt"), atm=True, seed=3, show=False)
-    records = generate_answers(student, TOK, test, "cpu", 64, 16, perception=perception)
+    records = generate_answers(student, TOK, test, Answering("cpu", 64, 16), perception=perception)
     for ex, r in zip(test, records):
         want = kind(ex)
         assert (r["p_post"] > 0.5) == (want == "post"), (ex.question, r["p_post"])

@@ -19,7 +19,7 @@ import train as T
 from atm_min import engine
 from atm_min.engine import GenSettings
 from atm_min.batches import collate, encode_items, perception_inputs, question_inputs
-from atm_min.evaluate import generate_texts
+from atm_min.evaluate import Answering, generate_texts
 from atm_min.formats import Example, encode
 from atm_min.machinery.choose import labeller
 from atm_min.labels import answer_first_confidence, fold_ids, label
@@ -179,8 +179,8 @@ def test_gradient_clipping_caps_the_global_norm_of_the_update():
     def update_norm(grad_clip):
         model = Learner(student(), None)
         before = [p.detach().clone() for p in model.parameters()]
-        cfg = SimpleNamespace(batch_size=3, grad_accum=1, length_batches=False, aux_weight=0.0, grad_clip=grad_clip, lr=1.0, min_lr=1.0,
-                              warmup_iters=0)
+        cfg = SimpleNamespace(batch_size=3, grad_accum=1, length_batches=False, aux_weight=0.0, grad_clip=grad_clip,
+                              lr=1.0, min_lr=1.0, warmup_iters=0)
         train(model, torch.optim.SGD(model.parameters(), lr=1.0), items, cfg, cpu_runtime(), Steps(1, seed=0))
         return torch.sqrt(sum(((p - b) ** 2).sum() for p, b in zip(model.parameters(), before))).item()
 
@@ -255,7 +255,7 @@ def test_generation_feeds_the_soft_prompt_to_the_student(monkeypatch):
         return real(student, idx, settings, prefix_embeds, pad_mask)
 
     monkeypatch.setattr(engine, "generate", spy)
-    got = generate_texts(model, TOK, questions, "cpu", batch_size=1, max_new_tokens=4, perception=perc)
+    got = generate_texts(model, TOK, questions, Answering("cpu", 1, 4), perception=perc)
     order = sorted(range(3), key=lambda i: len(questions[i]))  # generate_texts batches similar lengths together
     with torch.no_grad():
         for i, prefix in zip(order, received):
@@ -264,7 +264,7 @@ def test_generation_feeds_the_soft_prompt_to_the_student(monkeypatch):
             assert prefix is not None and torch.allclose(prefix, want)
             assert got[i]["p_post"] == pytest.approx(torch.sigmoid(logit[0]).item())
     received.clear()
-    generate_texts(model, TOK, questions, "cpu", batch_size=1, max_new_tokens=4)
+    generate_texts(model, TOK, questions, Answering("cpu", 1, 4))
     assert received == [None] * 3
 
 

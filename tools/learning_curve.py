@@ -36,7 +36,7 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 
 from atm_min.answers import extract_answer, normalize, parse_output  # noqa: E402
-from atm_min.evaluate import generate_answers  # noqa: E402
+from atm_min.evaluate import Answering, generate_answers  # noqa: E402
 from atm_min.machinery.config import parse_args  # noqa: E402
 from atm_min.machinery.data import load_data  # noqa: E402
 from atm_min.machinery.errors import ProjectError  # noqa: E402
@@ -100,8 +100,8 @@ def curve_student(cfg, runtime, tok, fit, val, mode: str, lr: float, epochs: int
             continue
         student, _ = train_run(cfg, runtime, tok, fit, [mode] * len(fit), ckpt, iters=epoch * steps,
                                seed=cfg.seed, desc=f"{mode} lr {lr:g} epoch {epoch}")
-        records = generate_answers(student, tok, val, runtime.device, cfg.eval_batch_size, cfg.max_new_tokens,
-                                   ctx=runtime.ctx)
+        how = Answering(runtime.device, cfg.eval_batch_size, cfg.max_new_tokens, ctx=runtime.ctx)
+        records = generate_answers(student, tok, val, how)
         row = dict(mode=mode, lr=lr, epoch=epoch, steps=epoch * steps, **epoch_record(val, records, cfg.max_new_tokens))
         append_line(path, row)
         print(format_row(row), flush=True)

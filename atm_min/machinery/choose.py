@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from ..evaluate import generate_answers, generate_texts, post_probabilities
+from ..evaluate import Answering, generate_answers, generate_texts, post_probabilities
 from ..formats import MODES
 from ..labels import held_out_evidence, label
 from ..learner import Learner
@@ -114,10 +114,14 @@ def sampled_evidence(student, tok, held_out, mode: str, cfg, runtime) -> dict:
 # The ATM student's answers as its decider gives them, force=None; or every question forced into one mode (the
 # threshold curve's ends, variants/threshold_curve.py), each record with the decider's p_post all the same.
 
+def answering(cfg, runtime) -> Answering:
+    """How a run answers test questions: its device and autocast, cfg's eval batch, budget and explain."""
+    return Answering(runtime.device, cfg.eval_batch_size, cfg.max_new_tokens, explain=cfg.explain, ctx=runtime.ctx)
+
+
 def atm_answers(learner, tok, examples, cfg, runtime, force=None):
     answer = answers_function(learner.perception)  # generate_answers, or its hard-routing variant
-    return answer(learner.student, tok, examples, runtime.device, cfg.eval_batch_size, cfg.max_new_tokens,
-                  perception=learner.perception, force=force, explain=cfg.explain, ctx=runtime.ctx)
+    return answer(learner.student, tok, examples, answering(cfg, runtime), perception=learner.perception, force=force)
 
 
 def mode_token_answers(learner, tok, examples, cfg, runtime, force=None):
@@ -125,7 +129,8 @@ def mode_token_answers(learner, tok, examples, cfg, runtime, force=None):
     if force is None:
         return mode_token.mode_token_answers(*args, cfg.mode_threshold, runtime.ctx)
     p = mode_token_p_post(learner, tok, examples, runtime, cfg.eval_batch_size, runtime.ctx)
-    return [{**r, "p_post": x} for r, x in zip(generate_answers(*args, ctx=runtime.ctx, force=force), p)]
+    forced = generate_answers(learner.student, tok, examples, answering(cfg, runtime), force=force)
+    return [{**r, "p_post": x} for r, x in zip(forced, p)]
 
 
 def routed_answers(learner, tok, examples, cfg, runtime, force=None):
@@ -136,7 +141,8 @@ def routed_answers(learner, tok, examples, cfg, runtime, force=None):
     if force is None:
         return router.routed_answers(learner.perception, experts, *args, runtime.ctx)
     p = perception_p_post(learner, tok, examples, runtime)
-    return [{**r, "p_post": x} for r, x in zip(generate_answers(experts[force], *args, ctx=runtime.ctx), p)]
+    forced = generate_answers(experts[force], tok, examples, answering(cfg, runtime))
+    return [{**r, "p_post": x} for r, x in zip(forced, p)]
 
 
 def perception_p_post(learner, tok, examples, runtime) -> list[float]:

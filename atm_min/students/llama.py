@@ -250,6 +250,6 @@ class Llama(nn.Module):
     def new_cache(self, batch_size: int, max_len: int) -> KVCache:
         """Difference from GPT-2: the cache holds only the n_kv_head key/value heads, of head_dim each."""
         c, p = self.config, next(self.parameters())
-        return KVCache(c.n_layer, batch_size, c.n_kv_head, max_len, c.head_dim, p.device, p.dtype)
+        return KVCache((c.n_layer, batch_size, c.n_kv_head, max_len, c.head_dim), p.device, p.dtype)
 
     generate = GPT.generate  # GPT's loop as it is: it reaches this model through forward and new_cache

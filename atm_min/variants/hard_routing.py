@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..evaluate import answer_records, generate_texts, length_batches, perceive_questions
+from ..evaluate import Answering, answer_records, generate_texts, length_batches, perceive_questions
 
 
 def _drop_prompt(perception, args, out):
@@ -36,18 +36,14 @@ def classifier_modes(student, perception, tok, questions, device, batch_size=256
     return modes
 
 
-def hard_routed_texts(student, tok, questions, device, batch_size=256, max_new_tokens=96, perception=None,
-                      force=None, explain=False, ctx=None, sample=None):
+def hard_routed_texts(student, tok, questions, how: Answering, perception=None, force=None):
     """generate_texts, where force None means "the classifier picks"."""
     if force is None:
-        force = classifier_modes(student, perception, tok, questions, device, batch_size, ctx)
-    return generate_texts(student, tok, questions, device, batch_size, max_new_tokens, perception, force, explain,
-                          ctx, sample)
+        force = classifier_modes(student, perception, tok, questions, how.device, how.batch_size, how.ctx)
+    return generate_texts(student, tok, questions, how, perception=perception, force=force)
 
 
-def hard_routed_answers(student, tok, examples, device, batch_size=256, max_new_tokens=96, perception=None,
-                        force=None, explain=False, ctx=None):
+def hard_routed_answers(student, tok, examples, how: Answering, perception=None, force=None):
     """generate_answers with hard routing: records as generate_answers'."""
-    outs = hard_routed_texts(student, tok, [ex.question for ex in examples], device, batch_size, max_new_tokens,
-                             perception, force, explain, ctx)
+    outs = hard_routed_texts(student, tok, [ex.question for ex in examples], how, perception, force)
     return answer_records(examples, outs)

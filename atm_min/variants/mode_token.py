@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..batches import pad_left
-from ..evaluate import generate_answers
+from ..evaluate import Answering, generate_answers
 from ..formats import ANSWER_MARK, REASON_MARK, format_prompt
 from ..learner import Learner
 from ..model import GPT
@@ -80,5 +80,6 @@ def mode_token_answers(student, tok, examples, device, batch_size=256, max_new_t
     first_token_p_post."""
     p = first_token_p_post(student, tok, [ex.question for ex in examples], device, batch_size, ctx=ctx)
     force = None if threshold == 0 else ["post" if x >= threshold else "pre" for x in p]
-    records = generate_answers(student, tok, examples, device, batch_size, max_new_tokens, ctx=ctx, force=force)
+    how = Answering(device, batch_size, max_new_tokens, ctx=ctx)
+    records = generate_answers(student, tok, examples, how, force=force)
     return [{**r, "p_post": x} for r, x in zip(records, p)]

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..evaluate import generate_answers, post_probabilities
+from ..evaluate import Answering, generate_answers, post_probabilities
 from ..formats import MODES
 from ..learner import Learner
 from ..perception import Perception, perceive
@@ -57,8 +57,8 @@ def routed_answers(router, specialists: dict, tok, examples, device, batch_size=
     for mode in MODES:
         rows = [i for i, x in enumerate(p) if (x > 0.5) == (mode == "post")]
         if rows:
-            outs = generate_answers(specialists[mode], tok, [examples[i] for i in rows], device, batch_size,
-                                    max_new_tokens, ctx=ctx)
+            outs = generate_answers(specialists[mode], tok, [examples[i] for i in rows],
+                                    Answering(device, batch_size, max_new_tokens, ctx=ctx))
             for i, r in zip(rows, outs):
                 records[i] = {**r, "p_post": p[i]}
     return records

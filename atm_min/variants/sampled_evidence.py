@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..evaluate import answer_records, generate_texts
+from ..evaluate import Answering, answer_records, generate_texts
 
 
 def pass_rates(student, tok, held_out, device, samples: int, temperature: float, seed: int, batch_size=256,
@@ -18,7 +18,8 @@ def pass_rates(student, tok, held_out, device, samples: int, temperature: float,
     gen = torch.Generator(device=device).manual_seed(seed)
     right = np.zeros(len(held_out))
     for _ in range(samples):
-        outs = generate_texts(student, tok, [ex.question for ex in held_out], device, batch_size, max_new_tokens,
-                              ctx=ctx, sample=dict(temperature=temperature, generator=gen))
+        sample = dict(temperature=temperature, generator=gen)
+        how = Answering(device, batch_size, max_new_tokens, ctx=ctx, sample=sample)
+        outs = generate_texts(student, tok, [ex.question for ex in held_out], how)
         right += [r["correct"] for r in answer_records(held_out, outs)]
     return dict(pass_rate=(right / samples).tolist(), samples=samples, temperature=temperature)

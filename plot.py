@@ -24,9 +24,10 @@ class PlotError(ProjectError, RuntimeError):
 
 def attention_figure(out_dir: str, path: str, R):
     """(ckpt config or None, note or None): draw the perception's attention for a few test questions."""
-    from atm_min.machinery.checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
+    from atm_min.machinery.checkpoint import load_checkpoint, saved_config
+    from atm_min.machinery.choose import learner_from_checkpoint
     from atm_min.machinery.data import load_examples, run_data_dir
-    from atm_min.machinery.gpt2 import get_tokenizer
+    from atm_min.machinery.hf import get_tokenizer
     from atm_min.machinery.trace import attention_maps
 
     ckpt = os.path.join(out_dir, "ckpt.pt")

@@ -31,13 +31,13 @@ import torch
 from atm_min.answers import extract_answer, is_correct, normalize, parse_output
 from atm_min.evaluate import answer_records, summarize
 from atm_min.formats import MODE_MARKS, format_prompt, group_levels, normalize_ws
-from atm_min.machinery.checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
-from atm_min.machinery.choose import is_hard, texts_function
+from atm_min.machinery.checkpoint import load_checkpoint, saved_config
+from atm_min.machinery.choose import is_hard, learner_from_checkpoint, texts_function
 from atm_min.machinery.config import TrainConfig
 from atm_min.machinery.data import load_examples
 from atm_min.machinery.errors import ArgumentParser, ProjectError
 from atm_min.machinery.forms import from_run
-from atm_min.machinery.gpt2 import get_tokenizer
+from atm_min.machinery.hf import get_tokenizer
 from atm_min.machinery.runtime import pick_device
 from atm_min.machinery.tables import format_table
 from atm_min.machinery.trace import format_trace, trace_question

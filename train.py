@@ -34,7 +34,7 @@ from atm_min.machinery.config import TrainConfig, parse_args
 from atm_min.machinery.data import load_data, write_text_atomic
 from atm_min.machinery.decided import add_decided_and_traps, open_questions
 from atm_min.machinery.errors import ProjectError
-from atm_min.machinery.gpt2 import get_tokenizer
+from atm_min.machinery.hf import get_tokenizer
 from atm_min.machinery.jobs import Job, Students, write_json
 from atm_min.machinery.runs import StudentRun, finished_learner, test_oracle_labels
 from atm_min.machinery.runtime import Runtime, setup

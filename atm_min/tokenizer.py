@@ -4,7 +4,7 @@ Both are thin wrappers around a `tiktoken.Encoding` and expose the same small in
 `encode(text) -> list[int]`, `decode(ids) -> str`, `eot_id`, `vocab_size`, `newline_ids`, `name`.
 The tokenizer's `name` (and, for GPT-2, nothing else: the ranks are public) is stored in checkpoints so that
 sample.py rebuilds the same tokenizer the student was trained with. Loading GPT-2's BPE (a download, or a local
-ranks file when offline) is machinery: atm_min/machinery/gpt2.py get_tokenizer.
+ranks file when offline) is machinery: atm_min/machinery/hf.py get_tokenizer.
 """
 
 from __future__ import annotations

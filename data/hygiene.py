@@ -317,7 +317,7 @@ def main(argv=None) -> None:
         if args.gguf:
             tok = GGUFTokenizer(args.gguf)
         else:
-            from atm_min.machinery.gpt2 import get_tokenizer  # here, not above: it imports torch (seconds)
+            from atm_min.machinery.hf import get_tokenizer  # here, not above: it imports torch (seconds)
             tok = get_tokenizer("gpt2", args.tokenizer_path)
         facts = []
         for task in args.task or TASKS:

@@ -75,8 +75,9 @@ def own_answers(out_dir: str, by_id: dict) -> dict[str, dict[str, bool]]:
 
 def load_learner(path: str):
     """(learner in eval mode, tokenizer) from a train.py checkpoint, built with the settings it was trained with."""
-    from atm_min.machinery.checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
-    from atm_min.machinery.gpt2 import get_tokenizer
+    from atm_min.machinery.checkpoint import load_checkpoint, saved_config
+    from atm_min.machinery.choose import learner_from_checkpoint
+    from atm_min.machinery.hf import get_tokenizer
 
     ck = load_checkpoint(path, map_location="cpu")
     cfg = saved_config(ck)

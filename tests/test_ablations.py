@@ -172,7 +172,8 @@ def test_gated_soft_prompt_lets_the_students_loss_train_the_classifier():
 
 def test_gated_run_end_to_end_and_an_older_checkpoint_loads_as_free(tmp_path, data_dir, tiny_run):
     from atm_min.machinery.checkpoint import load_checkpoint
-    from atm_min.machinery.checkpoint import learner_from_checkpoint, saved_config
+    from atm_min.machinery.checkpoint import saved_config
+    from atm_min.machinery.choose import learner_from_checkpoint
     out = tmp_path / "gated"
     T.main(tiny_args(out, f"--data_dir={data_dir}", "--soft_prompt=gated", "--baselines=false"))
     ck = load_checkpoint(out / "ckpt.pt")

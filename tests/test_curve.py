@@ -11,9 +11,10 @@ import pytest
 import sample
 from atm_min.evaluate import Answering, generate_answers, summarize
 from atm_min.variants.threshold_curve import SWEEP, threshold_sweep
-from atm_min.machinery.checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
+from atm_min.machinery.checkpoint import load_checkpoint, saved_config
+from atm_min.machinery.choose import learner_from_checkpoint
 from atm_min.machinery.data import load_examples, write_examples
-from atm_min.machinery.gpt2 import get_tokenizer
+from atm_min.machinery.hf import get_tokenizer
 
 
 def rec(p, mode, correct, tokens):

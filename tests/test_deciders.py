@@ -21,7 +21,7 @@ from atm_min.machinery.config import TrainConfig, parse_args
 from atm_min.machinery.data import load_examples
 from atm_min.machinery.errors import ConfigError, DataError
 from atm_min.machinery.jobs import Job, Students, read_cached, write_json
-from atm_min.machinery.runs import finished_student
+from atm_min.machinery.choose import finished_student
 from atm_min.variants.label_rules import pass_rate
 from atm_min.variants.mode_token import mode_token_ids, mode_token_loss
 from atm_min.variants.router import Router, RouterLearner
@@ -54,7 +54,7 @@ def test_mode_token_is_the_first_token_of_each_marker():
 def test_mode_token_in_gpt2_bpe():
     if not GPT2_FILE.is_file():
         pytest.skip(f"shared GPT-2 ranks not found: {GPT2_FILE}")
-    from atm_min.machinery.gpt2 import get_tokenizer
+    from atm_min.machinery.hf import get_tokenizer
     tok = get_tokenizer("gpt2", str(GPT2_FILE))
     think, answer = mode_token_ids(tok)
     assert (tok.decode([think]), tok.decode([answer])) == ("Reason", "Answer")

@@ -74,7 +74,7 @@ def need_shared():
 
 @functools.lru_cache(maxsize=None)
 def facts(task):
-    from atm_min.machinery.gpt2 import get_tokenizer
+    from atm_min.machinery.hf import get_tokenizer
     return hygiene.task_facts(FTC, task, get_tokenizer("gpt2", str(GPT2)))
 
 

@@ -100,3 +100,77 @@ def test_the_check_would_catch_a_machinery_import(tmp_path):
 def test_the_data_generator_does_not_import_the_data_loader_that_imports_it():
     assert "data.synth" in imported_modules(ROOT / "atm_min" / "machinery" / "data.py")
     assert not [m for m in imported_modules(ROOT / "data" / "synth.py") if m.startswith("atm_min.machinery.data")]
+
+
+def module_files(root: Path) -> dict[str, Path]:
+    """{dotted module name: file} of the house: atm_min/** (packages by their __init__.py), data/, tools/ and the
+    scripts at the top (tests are not in it)."""
+    files = [*root.glob("atm_min/**/*.py"), *root.glob("data/*.py"), *root.glob("tools/*.py"), *root.glob("*.py")]
+    out = {}
+    for p in files:
+        parts = list(p.relative_to(root).with_suffix("").parts)
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    return out
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """{module: the house's modules it imports}, at module level or inside a function alike (a late import is a
+    circle all the same); `from .x import y` counts as x (or x.y where y is a module)."""
+    mods = module_files(root)
+    graph = {}
+    for name, path in mods.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                found |= {base, *(f"{base}.{a.name}" for a in node.names)}
+        graph[name] = {m for m in found if m in mods and m != name}
+    return graph
+
+
+def find_circle(graph: dict[str, set[str]]) -> list[str]:
+    """One circle of imports (a -> b -> ... -> a), or [] when there is none (depth-first search)."""
+    state, path = {}, []  # state: 1 while on the current path, 2 when done
+
+    def visit(m):
+        state[m] = 1
+        path.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                return path[path.index(n):] + [n]
+            if n not in state and (circle := visit(n)):
+                return circle
+        state[m] = 2
+        path.pop()
+        return []
+
+    for m in sorted(graph):
+        if m not in state and (circle := visit(m)):
+            return circle
+    return []
+
+
+def test_no_import_circle_in_the_house():
+    graph = import_graph(ROOT)
+    assert {"atm_min.machinery.choose", "atm_min.machinery.hf", "train", "tools.fold_evidence"} <= set(graph)
+    assert "atm_min.machinery.checkpoint" in graph["atm_min.machinery.choose"]  # relative imports resolved
+    assert not (circle := find_circle(graph)), "an import circle: " + " -> ".join(circle)
+
+
+def test_the_circle_check_catches_a_late_import(tmp_path):
+    pkg = tmp_path / "atm_min" / "machinery"
+    pkg.mkdir(parents=True)
+    (tmp_path / "atm_min" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from .b import f\n")
+    (pkg / "b.py").write_text("from ..model import GPT\n\ndef f():\n    from . import a\n")
+    (tmp_path / "atm_min" / "model.py").write_text("GPT = 1\n")
+    graph = import_graph(tmp_path)
+    assert graph["atm_min.machinery.b"] == {"atm_min.model", "atm_min.machinery", "atm_min.machinery.a"}
+    assert find_circle(graph) == ["atm_min.machinery.a", "atm_min.machinery.b", "atm_min.machinery.a"]

@@ -6,7 +6,8 @@ import pytest
 import tiktoken
 
 from atm_min.machinery.errors import TokenizerError
-from atm_min.machinery.gpt2 import GPT2_PATH_ENV, get_tokenizer, gpt2_tokenizer
+from atm_min.machinery.gpt2 import GPT2_PATH_ENV, gpt2_tokenizer
+from atm_min.machinery.hf import get_tokenizer
 from atm_min.tokenizer import byte_tokenizer
 
 # ../shared/tokenizers/gpt2.tiktoken relative to the repository root.

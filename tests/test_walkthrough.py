@@ -40,13 +40,19 @@ def blocks(text):
 
 def run_blocks(text):
     """Execute every python block; yield (block number, code, printed output, expected output match)."""
+    return run_code(blocks(text), DOC.name)
+
+
+def run_code(pairs, source: str):
+    """Execute each (code, expected) in order in one namespace; yield (number, code, printed output, expected).
+    The notebook's cells run through here too (tests/test_walkthrough_notebook.py)."""
     namespace = {"__name__": "walkthrough"}
     dtype = torch.get_default_dtype()
     try:
-        for n, (code, expected) in enumerate(blocks(text), start=1):
+        for n, (code, expected) in enumerate(pairs, start=1):
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf):
-                exec(compile(code, f"{DOC.name} block {n}", "exec"), namespace)
+                exec(compile(code, f"{source} block {n}", "exec"), namespace)
             yield n, code, buf.getvalue(), expected
     finally:
         torch.set_default_dtype(dtype)  # the walkthrough must not leave global state to the next test

@@ -40,7 +40,7 @@ from atm_min.evaluate import Answering, generate_answers  # noqa: E402
 from atm_min.machinery.config import parse_args  # noqa: E402
 from atm_min.machinery.data import load_data  # noqa: E402
 from atm_min.machinery.errors import ProjectError  # noqa: E402
-from atm_min.machinery.gpt2 import get_tokenizer  # noqa: E402
+from atm_min.machinery.hf import get_tokenizer  # noqa: E402
 from atm_min.machinery.runs import train_run  # noqa: E402
 from atm_min.machinery.runtime import setup  # noqa: E402
 from atm_min.machinery.stats import wilson_interval  # noqa: E402

@@ -1,5 +1,5 @@
 """Machinery: checkpoints that are safe to write (atomically) and safe to read (tensors and plain data only),
-and the Learner rebuilt from one.
+and the Learner's state loaded from one (machinery/choose.py learner_from_checkpoint rebuilds the Learner).
 
 A checkpoint is one dict of tensors, numbers, strings, lists, tuples and dicts: model/optimiser state dicts,
 the config as a dict (config.config_to_dict), counters, and the RNG states from `rng_state()`. Keeping it to
@@ -23,8 +23,6 @@ import numpy as np
 import torch
 
 from ..learner import Learner
-from ..students import student_from_args
-from .choose import build_learner
 from .config import TrainConfig
 from .errors import CheckpointError  # the project's one checkpoint error (gpt2.py's GPT-2 loader raises it too)
 
@@ -188,7 +186,7 @@ def load_learner_state(learner: Learner, state: dict, path: str) -> None:
     try:
         learner.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as e:
-        raise _mismatch(path, e) from e
+        raise mismatch(path, e) from e
 
 
 def saved_config(ck: dict) -> SimpleNamespace:
@@ -199,20 +197,7 @@ def saved_config(ck: dict) -> SimpleNamespace:
     return SimpleNamespace(**{**TrainConfig().__dict__, **(saved if isinstance(saved, dict) else {})})
 
 
-def learner_from_checkpoint(ck: dict, cfg, path: str = "the checkpoint") -> Learner:
-    """The Learner saved in checkpoint dict ck (runs.py StudentRun.save); cfg gives the perception's sizes (normally
-    saved_config(ck)). Raises CheckpointError when the checkpoint does not match this code's model."""
-    try:
-        router = ck["atm"] and getattr(cfg, "decider", "soft_prompt") == "router"  # a Router alone, no student
-        student = None if router else student_from_args(ck["model_args"])  # GPT-2 or Llama (its "arch")
-        learner = build_learner(cfg, student, atm=ck["atm"], vocab_size=ck["model_args"].get("vocab_size", 0))
-    except (TypeError, ValueError, KeyError, AssertionError) as e:  # unknown model_args, sizes that do not divide
-        raise _mismatch(path, e) from e
-    load_learner_state(learner, ck["learner"], path)
-    return learner
-
-
-def _mismatch(path: str, e: Exception) -> CheckpointError:
+def mismatch(path: str, e: Exception) -> CheckpointError:
     # torch's message starts "Error(s) in loading state_dict for Learner:" and then lists every tensor.
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("Error(s) in loading")]
     detail = lines[0] if lines else type(e).__name__

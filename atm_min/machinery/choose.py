@@ -1,9 +1,10 @@
 """Machinery: which code a run's settings pick, the core's (the paper) or a variant's (atm_min/variants/).
 
 The core never asks which variant is on; this file is the one place that does, once, where an object is built:
-build_learner builds the module a run trains, and design(cfg) hands train.py the paper's steps, each the core's
-function or a variant's with the same contract in its place. The callers (train.py, sample.py, the checkpoint
-loader, the comparison tables) call what they get without knowing which design they run.
+build_learner builds the module a run trains (learner_from_checkpoint rebuilds the one a checkpoint saved), and
+design(cfg) hands train.py the paper's steps, each the core's function or a variant's with the same contract in
+its place. The callers (train.py, sample.py, the comparison tables) call what they get without knowing which
+design they run.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from ..evaluate import Answering, generate_answers, generate_texts, post_probabi
 from ..formats import MODES
 from ..labels import held_out_evidence, label
 from ..learner import Learner
+from ..students import student_from_args
 from ..variants import hard_routing, label_rules, mode_token, perc_input, prompt_kinds, router
 from ..variants.random_labels import shuffled_labels
 from ..variants.sampled_evidence import pass_rates
+from .checkpoint import load_checkpoint, load_learner_state, mismatch, saved_config
 
 
 def build_perception(cfg, n_embd: int):
@@ -42,6 +45,25 @@ def build_learner(cfg, student, atm: bool, vocab_size: int = 0) -> Learner:
     if cfg.decider == "mode_token":
         return mode_token.ModeTokenLearner(student, cfg.mode_token_weight)
     return Learner(student, build_perception(cfg, student.config.n_embd), cfg.aux_weight)
+
+
+def learner_from_checkpoint(ck: dict, cfg, path: str = "the checkpoint") -> Learner:
+    """The Learner saved in checkpoint dict ck (runs.py StudentRun.save); cfg gives the perception's sizes (normally
+    saved_config(ck)). Raises CheckpointError when the checkpoint does not match this code's model."""
+    try:
+        router = ck["atm"] and getattr(cfg, "decider", "soft_prompt") == "router"  # a Router alone, no student
+        student = None if router else student_from_args(ck["model_args"])  # GPT-2 or Llama (its "arch")
+        learner = build_learner(cfg, student, atm=ck["atm"], vocab_size=ck["model_args"].get("vocab_size", 0))
+    except (TypeError, ValueError, KeyError, AssertionError) as e:  # unknown model_args, sizes that do not divide
+        raise mismatch(path, e) from e
+    load_learner_state(learner, ck["learner"], path)
+    return learner
+
+
+def finished_student(path: str, device):
+    """The student saved in a finished run's checkpoint (a router's specialists: the baselines it routes to)."""
+    ck = load_checkpoint(path, map_location=device)
+    return learner_from_checkpoint(ck, saved_config(ck), path).student.to(device)
 
 
 def is_hard(perception) -> bool:
@@ -135,7 +157,6 @@ def mode_token_answers(learner, tok, examples, cfg, runtime, force=None):
 
 def routed_answers(learner, tok, examples, cfg, runtime, force=None):
     # the router's specialists: the run's pre and post baselines, trained before it (Design.specialists)
-    from .runs import finished_student  # runs.py builds learners through this file: import it late
     experts = {m: finished_student(os.path.join(cfg.out_dir, f"baseline_{m}.pt"), runtime.device) for m in MODES}
     args = (tok, examples, runtime.device, cfg.eval_batch_size, cfg.max_new_tokens)
     if force is None:

@@ -25,11 +25,11 @@ from ..evaluate import timed_answers
 from ..labels import label
 from ..variants.mode_token import mode_token_answers
 from ..variants.router import routed_answers
-from .checkpoint import learner_from_checkpoint, load_checkpoint, saved_config
-from .choose import answers_function
+from .checkpoint import load_checkpoint, saved_config
+from .choose import answers_function, learner_from_checkpoint
 from .data import load_data
 from .errors import ProjectError
-from .gpt2 import get_tokenizer
+from .hf import get_tokenizer
 
 COLLAPSE = 0.98  # one mode on at least this share of the test questions: the decider collapsed to it
 

@@ -1,8 +1,8 @@
 """Machinery: GPT-2 from outside -- its published weights (Hugging Face layout) and its BPE tokenizer.
 
 `from_pretrained(name_or_dir)` loads any GPT-2 checkpoint into atm_min/model.py's GPT (our parameter names are
-GPT-2's, so this is renaming, checking and transposing); `get_tokenizer(name)` builds the byte tokenizer or GPT-2's
-BPE, downloading it or reading a local ranks file when offline. Needs only torch and tiktoken at run time: no
+GPT-2's, so this is renaming, checking and transposing); `gpt2_tokenizer(path)` builds GPT-2's BPE, downloading
+it or reading a local ranks file when offline (machinery/hf.py get_tokenizer picks a tokenizer by name). Needs only torch and tiktoken at run time: no
 transformers. Every failure is a CheckpointError / TokenizerError that says what to do.
 """
 
@@ -20,7 +20,7 @@ import torch
 from tiktoken.load import load_tiktoken_bpe
 
 from ..model import GPT, GPTConfig
-from ..tokenizer import EOT, GPT2_PAT, Tokenizer, byte_tokenizer
+from ..tokenizer import EOT, GPT2_PAT, Tokenizer
 from .errors import CheckpointError, TokenizerError
 
 # Environment variable that points at a `gpt2.tiktoken` ranks file when tiktoken cannot download its own.
@@ -51,17 +51,6 @@ def gpt2_tokenizer(path: str | None = None) -> Tokenizer:
         f"({type(first_error).__name__}). Offline, pass a local `gpt2.tiktoken` ranks file with "
         f"--tokenizer_path=PATH or set {GPT2_PATH_ENV}=PATH (the file is in the openai-whisper package, "
         "whisper/assets/gpt2.tiktoken), or use --tokenizer=bytes for a student trained from scratch.")
-
-
-def get_tokenizer(name: str, path: str | None = None) -> Tokenizer:
-    if name == "bytes":
-        return byte_tokenizer()
-    if name == "gpt2":
-        return gpt2_tokenizer(path)
-    if name.startswith(("hf:", "gguf:")):  # a Llama-family checkpoint's own tokenizer (machinery/hf.py)
-        from .hf import load_tokenizer
-        return load_tokenizer(name)
-    raise TokenizerError(f"unknown tokenizer {name!r}: choose 'bytes', 'gpt2', 'hf:DIR' or 'gguf:FILE'")
 
 
 # ----------------------------------------------------------------------------------------------------------

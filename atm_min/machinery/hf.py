@@ -7,7 +7,8 @@ Hugging Face layout loaded into atm_min/students/llama.py.
         gpt2, gpt2-medium, ...         GPT-2 through huggingface_hub (machinery/gpt2.py)
         owner/name                     a Hugging Face Hub repository, downloaded when huggingface_hub is installed
                                        and online, then as a directory
-    load_tokenizer("hf:DIR" | "gguf:FILE"): the tokenizer that ships with such a checkpoint.
+    load_tokenizer("hf:DIR" | "gguf:FILE"): the tokenizer that ships with such a checkpoint;
+    get_tokenizer(name): any tokenizer a run names ("bytes", "gpt2", or one of those).
 
 Every failure is a CheckpointError / TokenizerError that says what to do.
 """
@@ -21,7 +22,8 @@ import torch
 
 from ..students.llama import Llama, LlamaConfig, rope_frequencies
 from .errors import CheckpointError, TokenizerError
-from .gpt2 import HF_GPT2_NAMES, _n_positions, _read_hf_config, _read_weights, from_pretrained
+from ..tokenizer import Tokenizer, byte_tokenizer
+from .gpt2 import HF_GPT2_NAMES, _n_positions, _read_hf_config, _read_weights, from_pretrained, gpt2_tokenizer
 
 LLAMA_TYPES = ("llama", "qwen2", "qwen3")
 SUPPORTED = ("a Hugging Face directory (config.json + model.safetensors) of model_type gpt2, llama, qwen2 or "
@@ -200,6 +202,18 @@ def max_positions(init_from: str) -> int | None:
         from .gguf import read_gguf_config
         return read_gguf_config(path)["max_position_embeddings"]
     return None
+
+
+def get_tokenizer(name: str, path: str | None = None) -> Tokenizer:
+    """The tokenizer a run's --tokenizer names: "bytes", "gpt2" (path: a local ranks file) or, for a Llama-family
+    checkpoint, its own ("hf:DIR" or "gguf:FILE", load_tokenizer)."""
+    if name == "bytes":
+        return byte_tokenizer()
+    if name == "gpt2":
+        return gpt2_tokenizer(path)
+    if name.startswith(("hf:", "gguf:")):
+        return load_tokenizer(name)
+    raise TokenizerError(f"unknown tokenizer {name!r}: choose 'bytes', 'gpt2', 'hf:DIR' or 'gguf:FILE'")
 
 
 def load_tokenizer(name: str):

@@ -15,9 +15,8 @@ from ..batches import encode_items
 from ..labels import answer_first_confidence, label
 from ..model import GPT, GPTConfig
 from ..training import Steps, make_optimizer, train
-from .choose import build_learner, labeller
-from .checkpoint import (learner_from_checkpoint, load_checkpoint, load_learner_state, rng_state, save_checkpoint,
-                         saved_config, set_rng_state)
+from .checkpoint import load_checkpoint, load_learner_state, rng_state, save_checkpoint, saved_config, set_rng_state
+from .choose import build_learner, finished_student, labeller, learner_from_checkpoint
 from .config import TrainConfig, config_to_dict
 from .errors import CheckpointError, TrainingError
 from .hf import load_student
@@ -211,12 +210,6 @@ def finished_learner(cfg: TrainConfig, runtime, ckpt_path: str, iters: int | Non
     if desc and runtime.master:
         print(f"{desc}: finished earlier, loaded {ckpt_path}")
     return learner
-
-
-def finished_student(path: str, device):
-    """The student saved in a finished run's checkpoint (a router's specialists: the baselines it routes to)."""
-    ck = load_checkpoint(path, map_location=device)
-    return learner_from_checkpoint(ck, saved_config(ck), path).student.to(device)
 
 
 def reference_baselines(cfg, runtime, tok, test):

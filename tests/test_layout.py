@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUDGET = 1350  # lines, comments and docstrings included: read it in one sitting (engine.py and the short-function
-#                refactor of the core took it from 1250 to 1343)
+BUDGET = 1360  # lines, comments and docstrings included: read it in one sitting (engine.py and the short-function
+#                refactor of the core, Answering among it, took it from 1250 to 1355)
 IF_BUDGET = 56  # (55 until the length-grouped batches) `if` statements (ast.If nodes: every `if` and every `elif`; conditional expressions not counted)
 SUBPACKAGES = {"machinery", "variants", "students"}  # students/: other students the perception can read
 

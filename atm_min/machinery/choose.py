@@ -18,6 +18,7 @@ from ..labels import held_out_evidence, label
 from ..learner import Learner
 from ..variants import hard_routing, label_rules, mode_token, perc_input, prompt_kinds, router
 from ..variants.random_labels import shuffled_labels
+from ..variants.task_labels import task_labels
 from ..variants.sampled_evidence import pass_rates
 
 
@@ -78,7 +79,8 @@ class Design:
 
     held_out_evidence(student, tok, held_out, mode, cfg, runtime) -> a fold student's evidence (labels.py);
     label(row) -> "pre" or "post": one question's label from its evidence row (labels.label with the settings);
-    training_labels(labels) -> the labels the ATM student trains on (the k-fold ones, or a variant's);
+    training_labels(labels, rows, groups) -> the labels the ATM student trains on: the k-fold ones, or a
+        variant's from them, the evidence rows and the questions' groups (random_labels.py, task_labels.py);
     generate_answers(learner, tok, examples, cfg, runtime, force=None) -> the ATM student's answer records,
         each with the decider's p_post (evaluate.generate_answers with the perception);
     p_post(learner, tok, examples, runtime) -> the decider's p(answer first) of each question;
@@ -98,9 +100,16 @@ def design(cfg) -> Design:
                                     "router": (routed_answers, perception_p_post, ("pre", "post"))}[cfg.decider]
     return Design(held_out_evidence=sampled_evidence if cfg.label_samples else held_out_evidence,
                   label=labeller(cfg),
-                  training_labels=(lambda labels: shuffled_labels(labels, cfg.seed)) if cfg.label_source == "random"
-                  else (lambda labels: labels),
+                  training_labels=training_labels(cfg),
                   generate_answers=answers, p_post=p_post, specialists=specialists)
+
+
+def training_labels(cfg) -> Callable:
+    """cfg.label_source as a function (k-fold labels, evidence rows, groups) -> the labels the ATM student trains
+    on: "kfold" the labels themselves, "random" shuffled, "task" each question's task's better mode."""
+    return {"kfold": lambda labels, rows, groups: labels,
+            "random": lambda labels, rows, groups: shuffled_labels(labels, cfg.seed),
+            "task": lambda labels, rows, groups: task_labels(groups, rows)}[cfg.label_source]
 
 
 def sampled_evidence(student, tok, held_out, mode: str, cfg, runtime) -> dict:

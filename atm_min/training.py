@@ -30,20 +30,10 @@ def lr_at(cfg, it: int, iters: int) -> float:
 
 
 def make_optimizer(cfg, model: nn.Module, device: str):
-    """AdamW; weight decay on matrices only (not on biases, LayerNorm gains). Fused kernel on CUDA. A Learner's
-    perception learns at cfg.perc_lr_mult times the schedule's lr: with a multiple other than 1 its parameters
-    get groups of their own, each with that "lr_mult" (train() reads it)."""
-    perception = getattr(model, "perception", None)
-    mult = cfg.perc_lr_mult if perception is not None else 1.0
-    own = {id(p) for p in perception.parameters()} if mult != 1.0 else set()
+    """AdamW; weight decay on matrices only (not on biases, LayerNorm gains). Fused kernel on CUDA."""
     params = [p for p in model.parameters() if p.requires_grad]
-
-    def decay_or_not(ps, **extra):
-        return [{"params": [p for p in ps if p.dim() >= 2], "weight_decay": cfg.weight_decay, **extra},
-                {"params": [p for p in ps if p.dim() < 2], "weight_decay": 0.0, **extra}]
-    groups = decay_or_not([p for p in params if id(p) not in own])
-    if own:
-        groups += decay_or_not([p for p in params if id(p) in own], lr_mult=mult)
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                              fused=device.startswith("cuda"))
 
@@ -75,7 +65,7 @@ def train(learner, optimizer, items, cfg, runtime, steps: Steps):
     for it in range(steps.start, steps.iters):
         lr = lr_at(cfg, it, steps.iters)
         for group in optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_mult", 1.0)  # the perception's groups: perc_lr_mult (make_optimizer)
+            group["lr"] = lr * group.get("lr_mult", 1.0)  # a group may learn at a multiple (variants/perc_lr.py)
         indices = batch_indices(len(items), steps.seed, it, global_batch, lengths)
         tokens = 0
         for micro in range(cfg.grad_accum):

@@ -17,6 +17,8 @@ from ..formats import MODES
 from ..labels import held_out_evidence, label
 from ..learner import Learner
 from ..variants import hard_routing, label_rules, mode_token, perc_input, prompt_kinds, router
+from ..training import make_optimizer
+from ..variants.perc_lr import perc_lr_optimizer
 from ..variants.random_labels import shuffled_labels
 from ..variants.task_labels import task_labels
 from ..variants.sampled_evidence import pass_rates
@@ -43,6 +45,14 @@ def build_learner(cfg, student, atm: bool, vocab_size: int = 0) -> Learner:
     if cfg.decider == "mode_token":
         return mode_token.ModeTokenLearner(student, cfg.mode_token_weight)
     return Learner(student, build_perception(cfg, student.config.n_embd), cfg.aux_weight)
+
+
+def optimizer(cfg, learner, device: str):
+    """The core's AdamW (training.make_optimizer); with a perception and cfg.perc_lr_mult other than 1, the
+    perception's parameters in groups of their own at that multiple of the lr (perc_lr.py)."""
+    if learner.perception is not None and cfg.perc_lr_mult != 1.0:
+        return perc_lr_optimizer(cfg, learner, device)
+    return make_optimizer(cfg, learner, device)
 
 
 def is_hard(perception) -> bool:

@@ -14,7 +14,8 @@ import torch.nn as nn
 from ..batches import encode_items
 from ..labels import answer_first_confidence, label
 from ..model import GPT, GPTConfig
-from ..training import Steps, make_optimizer, train
+from ..training import Steps, train
+from . import choose
 from .choose import build_learner, labeller
 from .checkpoint import (learner_from_checkpoint, load_checkpoint, load_learner_state, rng_state, save_checkpoint,
                          saved_config, set_rng_state)
@@ -74,7 +75,7 @@ class StudentRun:
                                 tok.vocab_size).to(runtime.device)
         if learner.student is not None and learner.perception is not None and cfg.freeze_student:
             learner.student.requires_grad_(False)
-        optimizer = make_optimizer(cfg, learner, runtime.device)
+        optimizer = choose.optimizer(cfg, learner, runtime.device)  # the core's, or the perception's lr apart
         if ck is None:
             return learner, optimizer, 0
         load_learner_state(learner, ck["learner"], job.ckpt)  # another model's checkpoint: a CheckpointError

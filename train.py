@@ -23,6 +23,7 @@ import os
 import sys
 import time
 
+import numpy as np
 import torch.distributed as dist
 
 from atm_min.evaluate import (agreement, generate_answers, oracle_summary, random_routing_summary, summarize,
@@ -33,7 +34,8 @@ from atm_min.machinery import choose
 from atm_min.machinery.config import TrainConfig, parse_args
 from atm_min.machinery.data import load_data, write_text_atomic
 from atm_min.machinery.decided import add_decided_and_traps, open_questions
-from atm_min.machinery.errors import ProjectError
+from atm_min.machinery import stats
+from atm_min.machinery.errors import ConfigError, ProjectError
 from atm_min.machinery.hf import get_tokenizer
 from atm_min.machinery.jobs import Job, Students, write_json
 from atm_min.machinery.runs import StudentRun, finished_learner, test_oracle_labels
@@ -60,18 +62,28 @@ def fold_students(cfg: TrainConfig, train_set) -> list[Job]:
     return jobs
 
 
+def atm_holdout(cfg: TrainConfig, n: int) -> set[int]:
+    """--atm_holdout of the n training questions, drawn with the seed, that the ATM student does not train on (its
+    perception is scored on them afterwards: holdout_check)."""
+    if cfg.atm_holdout >= n:
+        raise ConfigError(f"atm_holdout={cfg.atm_holdout}: expected fewer than the {n} training questions")
+    return set(np.random.default_rng(cfg.seed).choice(n, cfg.atm_holdout, replace=False).tolist())
+
+
 def compared_students(cfg: TrainConfig, train_set, design: choose.Design) -> list[Job]:
     """The ATM student and the students it is compared with, of the same size and budget: the pre, post and
     answer-only baselines (those its decider needs, design.specialists, even without --baselines); or
-    --mechanism's student alone. The ATM student's formats (modes) come with the labels."""
+    --mechanism's student alone. The ATM student's formats (modes) come with the labels; it trains on every
+    training question but --atm_holdout's."""
     everyone = list(range(len(train_set)))
     if cfg.mechanism != "atm":
         return [Job(cfg.mechanism, everyone, [cfg.mechanism] * len(everyone), os.path.join(cfg.out_dir, "ckpt.pt"),
                     cfg.seed)]
     mechs = ["pre", "post", "answer"] if cfg.baselines else list(design.specialists)
+    held = atm_holdout(cfg, len(train_set))
     return [Job(m, everyone, [m] * len(everyone), os.path.join(cfg.out_dir, f"baseline_{m}.pt"), cfg.seed)
-            for m in mechs] + [Job("atm", everyone, None, os.path.join(cfg.out_dir, "ckpt.pt"), cfg.seed, atm=True,
-                                   after=design.specialists)]
+            for m in mechs] + [Job("atm", [i for i in everyone if i not in held], None,
+                                   os.path.join(cfg.out_dir, "ckpt.pt"), cfg.seed, atm=True, after=design.specialists)]
 
 
 def trained(cfg: TrainConfig, job: Job, examples, runtime: Runtime, tok, show: bool = True):
@@ -105,6 +117,10 @@ def run_job(cfg: TrainConfig, job: Job, train_set, test, runtime: Runtime | None
     elif runtime.master and job.atm:
         out = atm_answers(cfg, learner, tok, test, runtime, design)
         out["train_p_post"] = design.p_post(learner, tok, [train_set[i] for i in job.fit], runtime)
+        unseen = sorted(set(range(len(train_set))) - set(job.fit))  # --atm_holdout's questions
+        if unseen:
+            out["holdout"] = {"ids": unseen, "p_post": design.p_post(learner, tok, [train_set[i] for i in unseen],
+                                                                     runtime)}
     elif runtime.master:
         out = baseline_answers(cfg, job, learner.student, tok, test, runtime)
     if runtime.world > 1:
@@ -142,7 +158,7 @@ def kfold_labels(cfg: TrainConfig, train_set, rows: list[dict], design: choose.D
     labels = [design.label(r) for r in rows]
     counts = evidence_counts([ex.group for ex in train_set], [r["pre_ok"] for r in rows],
                              [r["post_ok"] for r in rows], labels)
-    labels = design.training_labels(labels)  # the k-fold labels; label_source="random": shuffled
+    labels = design.training_labels(labels, rows, [ex.group for ex in train_set])  # label_source's
     write_json(os.path.join(cfg.out_dir, "labels.json"), {ex.id: {"label": lab, **r}
                                                           for ex, lab, r in zip(train_set, labels, rows)}, indent=0)
     a = counts["ALL"]
@@ -151,6 +167,19 @@ def kfold_labels(cfg: TrainConfig, train_set, rows: list[dict], design: choose.D
               f"pre only right {a['pre_only']}, post only {a['post_only']}, both {a['both']}, neither "
               f"{a['neither']} ({100 * a['neither'] / max(1, a['n']):.1f}% labelled by label_default)")
     return labels, counts
+
+
+def holdout_check(p_post: list[float], kfold: list[str], own: list[str] | None = None) -> dict:
+    """The perception's p(answer first) on held-out training questions against their k-fold labels: the ROC AUC
+    (None when the labels are all one mode), the agreement at 0.5, and the spread of p (is it a constant?); with
+    `own`, the labels it trained with when they are not the k-fold ones, its AUC and agreement against those too."""
+    def auc(labels):
+        pos = [lab == "post" for lab in labels]
+        return stats.roc_auc(p_post, pos) if 0 < sum(pos) < len(pos) else None
+    p = stats.spread(p_post)
+    out = dict(n=len(kfold), auc=auc(kfold), agreement=agreement(p_post, kfold), p_min=p["min"], p_max=p["max"],
+               p_std=p["std"])
+    return out if own is None else {**out, "auc_own": auc(own), "agreement_own": agreement(p_post, own)}
 
 
 def evidence_rows(n: int, folds: list[Job], evidence: list[dict]) -> list[dict]:
@@ -191,11 +220,16 @@ def main(argv):
             labels, counts = kfold_labels(cfg, train_set, rows, design, runtime.master)
             # 4. the ATM student, trained on every question in its label's mode (first in the queue: the longest),
             #    then its generate_answers on the test set
-            atm = dataclasses.replace(compared[-1], modes=labels)
+            atm = dataclasses.replace(compared[-1], modes=[labels[i] for i in compared[-1].fit])
             evals["atm"] = s.start(atm, first=True).result()
             if runtime.master:
-                evals["atm"]["summary"].update(label_agreement=agreement(evals["atm"]["train_p_post"], labels),
+                evals["atm"]["summary"].update(label_agreement=agreement(evals["atm"]["train_p_post"], atm.modes),
                                                label_counts=counts)
+                if "holdout" in evals["atm"]:  # --atm_holdout: the perception on training questions it never saw
+                    held = evals["atm"]["holdout"]["ids"]
+                    evals["atm"]["summary"]["holdout"] = holdout_check(
+                        evals["atm"]["holdout"]["p_post"], [design.label(rows[i]) for i in held],
+                        [labels[i] for i in held] if cfg.label_source != "kfold" else None)
         # 5. the baselines' generate_answers on the test set
         evals.update({name: f.result() for name, f in answers.items()})
     if runtime.master:  # 6. the table

@@ -65,7 +65,7 @@ def train(learner, optimizer, items, cfg, runtime, steps: Steps):
     for it in range(steps.start, steps.iters):
         lr = lr_at(cfg, it, steps.iters)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_mult", 1.0)  # a group may learn at a multiple (variants/perc_lr.py)
         indices = batch_indices(len(items), steps.seed, it, global_batch, lengths)
         tokens = 0
         for micro in range(cfg.grad_accum):

@@ -70,15 +70,17 @@ n_prefix = 4
 perc_layers = 1
 perc_heads = 4
 aux_weight = 1.0
+perc_lr_mult = 1.0     # the perception's lr as a multiple of the schedule's (our choice; the paper is silent)
 perc_input = "both"    # ablations: "features" or "tokens" only
 routing = "soft"       # ablation: "hard" (the classifier picks the mode, no soft prompt)
 soft_prompt = "free"   # "gated": the soft prompt carries only the decision (a mix of two learned prompts)
-label_source = "kfold" # ablation: "random" labels at the k-fold post rate
+label_source = "kfold" # ablation: "random" labels at the k-fold post rate; "task": each task's better mode
 decider = "soft_prompt"  # the paper's; or "mode_token" (the student's first token decides) or "router" (two students)
 mode_token_weight = 1.0
 mode_threshold = 0.0   # mode_token: 0 = greedy first token
 evidence_from = ""     # reuse an earlier run's fold evidence (its out_dir) instead of training fold students
 freeze_student = False
+atm_holdout = 0        # > 0: training questions kept from the ATM student, its perception scored on them
 
 # evaluation
 eval_batch_size = 256

@@ -149,9 +149,10 @@ def _table(text: str, head: str) -> list[list[str]]:
 
 
 def _stats_part(text: str) -> str:
-    """The statistics tables: from the accuracy-with-interval table on, without the gold answers' note."""
+    """The statistics tables: from the accuracy-with-interval table on, without the chain tables (they need the
+    run folders) and the gold answers' note."""
     start = text.index("| run | task | n (accuracy, 95% Wilson interval) |")
-    return text[start:].split("\n\nGold answers:")[0]
+    return text[start:].split("\n\nGold answers:")[0].split("\n\n| run | label source |")[0]
 
 
 def test_statistics_of_a_hand_made_run(tmp_path, capsys):
@@ -239,3 +240,56 @@ def test_bad_statistics_input_is_one_error_line(tmp_path):
         p.write_text("".join(json.dumps(dict(r, id=r["id"] + "x")) + "\n" for r in map(json.loads, p.open())))
     with pytest.raises(SystemExit, match="^error: --seeds pools runs over the same test questions"):
         paper_table.main(["--seeds", str(tmp_path / "r"), str(a)])
+
+
+# --------------------------------------------------------------------------------------- where the chain breaks
+
+def test_chain_table_and_the_labels_kappa_between_seeds(tmp_path, capsys):
+    """The chain table reads each run's label source (its recorded command), labels.json, the held-out score
+    (results.json atm.holdout), the test oracle agreement and ATM's test p; --seeds adds Cohen's kappa of each
+    pair of runs' labels on the training questions both labelled."""
+    import statistics
+    data = tmp_path / "data"
+    a = fake_run(tmp_path / "s0", data, command=f"python train.py --data_dir={data} --label_source=task")
+    b = fake_run(tmp_path / "s1", data, flip=4)
+    results = json.loads((a / "results.json").read_text())
+    results["atm"].update(test_oracle_agreement=0.625, holdout=dict(n=8, auc=0.875, agreement=0.75, p_min=0.2,
+                                                                    p_max=0.9, p_std=0.25, auc_own=None,
+                                                                    agreement_own=0.5))
+    (a / "results.json").write_text(json.dumps(results))
+    # t0-t3 in both runs: post post pre pre against post pre pre pre; t4 only in a, t5 only in b
+    for out, labs in ((a, dict(t0="post", t1="post", t2="pre", t3="pre", t4="post")),
+                      (b, dict(t0="post", t1="pre", t2="pre", t3="pre", t5="post"))):
+        (out / "labels.json").write_text(json.dumps({q: dict(label=v, pre_ok=True, post_ok=False, p_gold=0.1)
+                                                     for q, v in labs.items()}))
+    paper_table.main(["--seeds", str(a), str(b)])
+    text = capsys.readouterr().out
+    chain = {row[0]: row[1:] for row in _table(text, "| run | label source |")}
+    p = [0.25 * (i % 4) for i in range(6)]  # fake_run's ATM p_post of its six test questions
+    assert chain["s0"] == ["task", "3 of 5", "8", "0.875", "0.750", "0.200 / 0.900 / 0.250", "0.625",
+                           f"0.000 / 0.750 / {statistics.pstdev(p):.3f}"]
+    assert chain["s1"][:7] == ["kfold", "2 of 5", "-", "-", "-", "-", "-"]  # no holdout, no oracle labels
+    # kappa on t0-t3: p_o = 3/4; p_e = (2/4)(1/4) + (2/4)(3/4) = 1/2; (3/4 - 1/2) / (1 - 1/2) = 0.5
+    assert _table(text, "| run | run |") == [["s0", "s1", "4", "2 / 1", "0.500"]]
+    paper_table.main([str(a), str(b)])
+    assert "| run | run |" not in capsys.readouterr().out  # kappa only with --seeds
+
+
+def test_a_run_on_another_runs_evidence_is_paired_with_that_runs_baselines(tmp_path, capsys):
+    """--evidence_from with --baselines=false (the chain-break runs): the statistics pair ATM with the baselines
+    of the run whose fold evidence it used, as if they were its own."""
+    import shutil
+    data = tmp_path / "data"
+    base = fake_run(tmp_path / "base", data)
+    chain = tmp_path / "chain"
+    chain.mkdir()
+    shutil.copy(base / "predictions_atm.jsonl", chain)
+    results = json.loads((base / "results.json").read_text())
+    results = {"atm": results["atm"], "run": {"command": f"python train.py --data_dir={data} --evidence_from={base}"
+                                                         " --baselines=false --label_source=random"}}
+    (chain / "results.json").write_text(json.dumps(results))
+    paper_table.main([str(base), str(chain)])
+    text = capsys.readouterr().out
+    paired = _table(text, "| run | task | ATM vs")
+    assert [r[1:] for r in paired if r[0] == "chain"] == [r[1:] for r in paired if r[0] == "base"] != []
+    assert {row[0]: row[1] for row in _table(text, "| run | label source |")} == {"base": "kfold", "chain": "random"}

@@ -23,7 +23,7 @@ OTHER_VALUE = {"bias": False, "block_size": 160, "init_from": "gpt2", "n_embd": 
                "soft_prompt": "gated", "tokenizer": "gpt2", "decider": "mode_token"}
 OTHER_BUDGET = {"batch_size": 4, "grad_accum": 2, "length_batches": True, "lr": 1e-3, "min_lr": 1e-5,
                 "warmup_iters": 3, "weight_decay": 0.0, "beta1": 0.8, "beta2": 0.95, "grad_clip": 0.5,
-                "aux_weight": 0.5, "dropout": 0.1, "freeze_student": True, "seed": 7}
+                "aux_weight": 0.5, "perc_lr_mult": 2.0, "dropout": 0.1, "freeze_student": True, "seed": 7}
 
 
 def test_the_model_keys_are_all_listed_here():

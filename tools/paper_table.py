@@ -12,7 +12,8 @@ Three tables, one row per run (and per group, for a mixture):
      agrees with its labels and with the test-set oracle.
 With --seeds the runs are one setup trained with different seeds, and a fourth table gives each accuracy's mean
 and its range (lowest-highest) over them, per task: the spread a single-seed table hides.
-Everything comes from the run's results.json and predictions_*.jsonl (train.py writes both at the end).
+Everything comes from the run's results.json and predictions_*.jsonl (train.py writes both at the end); a run
+that trained no baselines on another run's fold evidence (--evidence_from) takes that run's baselines' answers.
 
 Then the statistics (atm_min/machinery/stats.py says each formula), from the runs' per-question outcomes
 (atm_min/machinery/outcomes.py):
@@ -26,6 +27,13 @@ Then the statistics (atm_min/machinery/stats.py says each formula), from the run
   with --seeds, pooled over the runs: each accuracy's mean with a 95% bootstrap interval over questions, and ATM
   against each run's better single mode: the paired bootstrap (mean difference, 95% interval, share of
   resamples <= 0) and the McNemar test of the discordant counts summed over runs.
+
+Then where the chain evidence -> labels -> perception -> routing breaks, one row per ATM run (chain_table):
+  7. the run's label source (--label_source: kfold, random, task) and its labels' answer-first share (labels.json);
+     with --atm_holdout, the perception on training questions it did not train on: ROC AUC and agreement at 0.5
+     against their k-fold labels, and the spread of its p (min / max / std: a constant?); ATM's routing agreement
+     with the test-set oracle label, and the spread of its test p(answer first);
+  8. with --seeds, Cohen's kappa between each pair of runs' labels on the training questions both labelled.
 
     python tools/paper_table.py out/ftcot-coin_flip --outcomes outcomes/     # also write outcomes/<run>.tsv
     python tools/paper_table.py --from-outcomes outcomes/*.tsv [--seeds]     # the statistics from those alone
@@ -49,7 +57,8 @@ from atm_min.formats import group_levels  # noqa: E402
 from atm_min.machinery import outcomes as O  # noqa: E402
 from atm_min.machinery import stats as S  # noqa: E402
 from atm_min.machinery.errors import ArgumentParser, ConfigError, DataError, ProjectError  # noqa: E402
-from atm_min.machinery.report import read_predictions, read_results  # noqa: E402
+from atm_min.machinery.report import read_json, read_predictions, read_results  # noqa: E402
+from atm_min.variants.task_labels import better_mode as _better  # noqa: E402
 
 STUDENTS = ("pre", "post", "answer", "atm")
 NAMES = {"pre": "pre", "post": "post", "answer": "answer-only", "atm": "ATM", "oracle": "oracle", "random": "random"}
@@ -169,7 +178,7 @@ def better_mode(ev: dict | None) -> str | None:
     more of them right. A tie goes to post, the cheaper (answering first stops after the answer): our choice."""
     if not ev:
         return None
-    return "pre" if ev["pre_right"] > ev["post_right"] else "post"
+    return _better(ev["pre_right"], ev["post_right"])  # the rule label_source="task" labels with
 
 
 def _groups(o: O.Outcomes) -> list[str]:
@@ -274,6 +283,73 @@ def pooled_tables(outs: list[O.Outcomes]) -> str:
     return "\n".join(acc) + "\n\n" + "\n".join(vs)
 
 
+# ------------------------------------------------------------------------------------- where the chain breaks
+
+def _labels(out: str) -> dict | None:
+    """{training question id: the label the ATM student trained on} from out/labels.json; None without one."""
+    path = os.path.join(out, "labels.json")
+    if not os.path.isfile(path):
+        return None
+    labels = read_json(path)
+    if not isinstance(labels, dict) or not all(isinstance(e, dict) and "label" in e for e in labels.values()):
+        raise DataError(f"{path}: expected {{question id: {{label, pre_ok, post_ok, p_gold}}}}")
+    return {q: e["label"] for q, e in labels.items()}
+
+
+def _spread(values: list) -> str:
+    values = [v for v in values if v is not None]
+    return "-" if not values else "{min:.3f} / {max:.3f} / {std:.3f}".format(**S.spread(values))
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def chain_table(runs: list[tuple[str, str, dict, dict]]) -> str:
+    """Per run (name, out_dir, results, predictions) with an ATM student, each link of the chain evidence ->
+    labels -> perception -> routing: where its labels came from (--label_source) and how many say answer first
+    (labels.json: what the ATM student trained on); the perception on training questions it did not train on
+    (--atm_holdout): ROC AUC and agreement at 0.5 against their k-fold labels, and the spread of its p (a
+    constant?); its test-set routing agreement with the oracle label; the spread of its p on the test set."""
+    head = ["| run | label source | labels answer first | held out | AUC vs k-fold labels | agreement at 0.5 | "
+            "held-out p: min / max / std | ATM's mode = test oracle's | test p(answer first): min / max / std |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for name, out, results, preds in runs:
+        atm = results.get("atm")
+        if not isinstance(atm, dict):
+            continue
+        cfg = O.recorded_config(results)
+        labels = _labels(out)
+        share = "-" if not labels else f"{sum(v == 'post' for v in labels.values())} of {len(labels)}"
+        h = atm.get("holdout") or {}
+        held = [str(h["n"]), _num(h["auc"]), _num(h["agreement"]),
+                "{:.3f} / {:.3f} / {:.3f}".format(h["p_min"], h["p_max"], h["p_std"])] if h else ["-"] * 4
+        head.append(f"| {name} | {cfg.label_source if cfg else '-'} | {share} | " + " | ".join(held)
+                    + f" | {_num(atm.get('test_oracle_agreement'))} | "
+                    + _spread([r.get("p_post") for r in preds.get("atm", [])]) + " |")
+    return "\n".join(head)
+
+
+def kappa_table(runs: list[tuple[str, str, dict, dict]]) -> str:
+    """--seeds: Cohen's kappa between the labels of each pair of runs on the training questions both labelled
+    (labels.json, by question id): do the seeds' fold students agree on which questions to answer first?"""
+    head = ["| run | run | training questions in both | labels answer first: one / other | Cohen's kappa |",
+            "|---|---|---|---|---|"]
+    labels = [(name, _labels(out)) for name, out, _, _ in runs]
+    labels = [(name, lab) for name, lab in labels if lab]
+    for i, (a, x) in enumerate(labels):
+        for b, y in labels[i + 1:]:
+            ids = sorted(set(x) & set(y))
+            if not ids:
+                head.append(f"| {a} | {b} | 0 | - | - |")
+                continue
+            xs, ys = [x[q] for q in ids], [y[q] for q in ids]
+            k = S.cohen_kappa(xs, ys)
+            head.append(f"| {a} | {b} | {len(ids)} | {xs.count('post')} / {ys.count('post')} | "
+                        + ("undefined (one label throughout)" if k != k else f"{k:.3f}") + " |")
+    return "\n".join(head)
+
+
 def statistics(outs: list[O.Outcomes], seeds: bool) -> str:
     """Tables 4-6 (and, with seeds, the pooled ones), from the runs' outcomes alone."""
     blocks = [accuracy_table(outs), paired_table(outs), better_table(outs)]
@@ -305,11 +381,24 @@ def _one_setup(tasks: dict) -> None:
                           + "; ".join(f"{name}: {', '.join(t)}" for name, t in tasks.items()))
 
 
+def predictions(out: str, results: dict) -> dict:
+    """The run's predictions_*.jsonl; a run that trained no baselines on another run's fold evidence
+    (--evidence_from, --baselines=false: the chain-break runs) gets that run's baselines' (from_run checks that
+    they answered the same test questions), so ATM is still paired with each single mode."""
+    preds = read_predictions(out, STUDENTS)
+    cfg = O.recorded_config(results) if "pre" not in preds else None
+    if cfg is not None and cfg.evidence_from:
+        source = O.recorded_path(cfg.evidence_from, out)
+        preds = {**read_predictions(source, SINGLE), **preds} if os.path.isdir(source) else preds
+    return preds
+
+
 def from_runs(a) -> str:
     """The tables and statistics of the run folders a.out_dirs; their outcome files written when a.outcomes."""
     runs = []
     for out in a.out_dirs:  # the plot command's readers: the same checks and messages
-        runs.append((os.path.basename(os.path.normpath(out)), read_results(out), read_predictions(out, STUDENTS)))
+        results = read_results(out)
+        runs.append((os.path.basename(os.path.normpath(out)), results, predictions(out, results)))
     if a.seeds:
         _one_setup({name: _tasks(results) for name, results, _ in runs})
     outs, gold = [], []
@@ -328,7 +417,9 @@ def from_runs(a) -> str:
         os.makedirs(a.outcomes, exist_ok=True)
         for o in outs:
             O.write_outcomes(o, os.path.join(a.outcomes, f"{o.name}.tsv"))
-    return text + "\n\n" + statistics(outs, a.seeds) + "\n\nGold answers: " + "; ".join(gold) + "."
+    named = [(name, out, results, preds) for (name, results, preds), out in zip(runs, a.out_dirs)]
+    chain = [chain_table(named)] + ([kappa_table(named)] if a.seeds else [])
+    return "\n\n".join([text, statistics(outs, a.seeds), *chain]) + "\n\nGold answers: " + "; ".join(gold) + "."
 
 
 def main(argv=None) -> None:

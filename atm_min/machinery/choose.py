@@ -19,7 +19,10 @@ from ..labels import held_out_evidence, label
 from ..learner import Learner
 from ..students import student_from_args
 from ..variants import hard_routing, label_rules, mode_token, perc_input, prompt_kinds, router
+from ..training import make_optimizer
+from ..variants.perc_lr import perc_lr_optimizer
 from ..variants.random_labels import shuffled_labels
+from ..variants.task_labels import task_labels
 from ..variants.sampled_evidence import pass_rates
 from .checkpoint import load_checkpoint, load_learner_state, mismatch, saved_config
 
@@ -66,6 +69,14 @@ def finished_student(path: str, device):
     return learner_from_checkpoint(ck, saved_config(ck), path).student.to(device)
 
 
+def optimizer(cfg, learner, device: str):
+    """The core's AdamW (training.make_optimizer); with a perception and cfg.perc_lr_mult other than 1, the
+    perception's parameters in groups of their own at that multiple of the lr (perc_lr.py)."""
+    if learner.perception is not None and cfg.perc_lr_mult != 1.0:
+        return perc_lr_optimizer(cfg, learner, device)
+    return make_optimizer(cfg, learner, device)
+
+
 def is_hard(perception) -> bool:
     """Was this perception trained with routing="hard" (no soft prompt: the classifier picks the mode)?"""
     return getattr(perception, "routing", "soft") == "hard"
@@ -100,7 +111,8 @@ class Design:
 
     held_out_evidence(student, tok, held_out, mode, cfg, runtime) -> a fold student's evidence (labels.py);
     label(row) -> "pre" or "post": one question's label from its evidence row (labels.label with the settings);
-    training_labels(labels) -> the labels the ATM student trains on (the k-fold ones, or a variant's);
+    training_labels(labels, rows, groups) -> the labels the ATM student trains on: the k-fold ones, or a
+        variant's from them, the evidence rows and the questions' groups (random_labels.py, task_labels.py);
     generate_answers(learner, tok, examples, cfg, runtime, force=None) -> the ATM student's answer records,
         each with the decider's p_post (evaluate.generate_answers with the perception);
     p_post(learner, tok, examples, runtime) -> the decider's p(answer first) of each question;
@@ -120,9 +132,16 @@ def design(cfg) -> Design:
                                     "router": (routed_answers, perception_p_post, ("pre", "post"))}[cfg.decider]
     return Design(held_out_evidence=sampled_evidence if cfg.label_samples else held_out_evidence,
                   label=labeller(cfg),
-                  training_labels=(lambda labels: shuffled_labels(labels, cfg.seed)) if cfg.label_source == "random"
-                  else (lambda labels: labels),
+                  training_labels=training_labels(cfg),
                   generate_answers=answers, p_post=p_post, specialists=specialists)
+
+
+def training_labels(cfg) -> Callable:
+    """cfg.label_source as a function (k-fold labels, evidence rows, groups) -> the labels the ATM student trains
+    on: "kfold" the labels themselves, "random" shuffled, "task" each question's task's better mode."""
+    return {"kfold": lambda labels, rows, groups: labels,
+            "random": lambda labels, rows, groups: shuffled_labels(labels, cfg.seed),
+            "task": lambda labels, rows, groups: task_labels(groups, rows)}[cfg.label_source]
 
 
 def sampled_evidence(student, tok, held_out, mode: str, cfg, runtime) -> dict:

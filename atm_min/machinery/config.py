@@ -44,7 +44,7 @@ CHOICES = {
     "dtype": ("auto", "float32", "bfloat16", "float16"),
     "label_rule": ("confident_post", "prefer_post", "prefer_pre", "pass_rate"),
     "label_default": ("pre", "post"),
-    "label_source": ("kfold", "random"),
+    "label_source": ("kfold", "random", "task"),
     "perc_input": ("both", "features", "tokens"),
     "routing": ("soft", "hard"),
     "soft_prompt": ("free", "gated", "label"),
@@ -123,6 +123,8 @@ class TrainConfig:
     perc_layers: int = 1           # transformer layers in the perception module
     perc_heads: int = 4            # attention heads in the perception module (must divide n_embd)
     aux_weight: float = 1.0        # weight of the perception's answer-first (pre vs post) classification loss
+    perc_lr_mult: float = 1.0      # the perception module's learning rate as a multiple of the schedule's (our choice,
+                                   # the paper is silent: it starts from random weights beside a pretrained student)
     perc_input: str = "both"       # what the perception reads: "both" (question tokens + features), "features", "tokens"
     routing: str = "soft"          # "soft": the soft prompt steers the student; "hard": the perception's classifier
                                    # picks the mode and the student is started with that mode's marker, no soft prompt
@@ -139,10 +141,14 @@ class TrainConfig:
     mode_token_weight: float = 1.0  # mode_token: weight of the mode token's mean loss, added to the rest's mean loss
     mode_threshold: float = 0.0    # mode_token: 0 = the first token greedily; in (0, 1): answer first when
                                    # p(answer token) / (p(answer token) + p(think token)) >= mode_threshold
-    label_source: str = "kfold"    # "kfold": labels from the fold students; "random": shuffled at the same post rate
+    label_source: str = "kfold"    # "kfold": labels from the fold students; "random": shuffled at the same post rate;
+                                   # "task": each question gets its task's better mode on the fold evidence
     evidence_from: str = ""        # an earlier run's out_dir: reuse its fold students' evidence (same data, seed and
                                    # folds) instead of training them -- ablations and label-rule experiments in seconds
     freeze_student: bool = False   # train only the perception (and soft prompt), keeping the student fixed
+    atm_holdout: int = 0           # training questions (drawn with the seed) the ATM student does not train on: its
+                                   # perception's p(answer first) on them is scored against their k-fold labels
+                                   # (results.json atm.holdout); fold students and baselines still use them; 0 = none
     # evaluation
     eval_batch_size: int = 256     # questions generated at once
     max_new_tokens: int = 96       # generation budget per question
@@ -194,6 +200,10 @@ class TrainConfig:
         need(self.grad_clip >= 0, "grad_clip", "a number >= 0 (0 = no clipping)")
         need(self.save_interval_s >= 0, "save_interval_s", "a number of seconds >= 0")
         need(self.aux_weight >= 0, "aux_weight", "a number >= 0")
+        need(self.perc_lr_mult > 0, "perc_lr_mult", "a number > 0 (1 = the schedule's learning rate)")
+        need(self.atm_holdout >= 0, "atm_holdout", "an integer >= 0 (0 = the ATM student trains on every question)")
+        need(self.atm_holdout == 0 or self.mechanism == "atm", "atm_holdout",
+             "0 unless --mechanism=atm (the held-out questions test the ATM student's perception)")
         need(0 <= self.post_confidence <= 1, "post_confidence", "a probability in [0, 1]")
         need(self.label_samples >= 0, "label_samples", "an integer >= 0 (0 = greedy evidence only)")
         need(self.label_temperature > 0, "label_temperature", "a temperature > 0")

@@ -53,7 +53,7 @@ class Outcomes:
 
 # ----------------------------------------------------------------------------------------------- from a run folder
 
-def _resolve(path: str, out_dir: str) -> str:
+def recorded_path(path: str, out_dir: str) -> str:
     """A relative path as train.py saw it: from the folder it ran in, which we do not know; this folder, then the
     repository root (where the docs run train.py), then beside the out_dir."""
     if os.path.isabs(path):
@@ -62,20 +62,27 @@ def _resolve(path: str, out_dir: str) -> str:
     return next((p for p in tries if os.path.isdir(p)), path)
 
 
-def recorded_data_dir(out_dir: str, results: dict) -> str | None:
-    """The run's data folder, from the command train.py recorded (results.json run.command, parsed with
-    train.py's own parser, config files included), or None when it cannot tell."""
+def recorded_config(results: dict):
+    """The run's settings (a TrainConfig), from the command train.py recorded (results.json run.command, parsed
+    with train.py's own parser, config files included), or None when it cannot tell."""
     from .config import parse_args
-    from .data import run_data_dir
     command = (results.get("run") or {}).get("command") if isinstance(results.get("run"), dict) else None
     if not isinstance(command, str):
         return None
     try:
         argv = shlex.split(command)[2:]  # after "python train.py"
-        cfg = parse_args([_resolve_file(a) for a in argv])
+        return parse_args([_resolve_file(a) for a in argv])
     except (ProjectError, OSError, ValueError, SystemExit):  # a setting renamed since, a config file gone
         return None
-    return _resolve(cfg.data_dir, out_dir) if cfg.data_dir else run_data_dir(cfg, out_dir)
+
+
+def recorded_data_dir(out_dir: str, results: dict) -> str | None:
+    """The run's data folder, from its recorded settings (recorded_config), or None when it cannot tell."""
+    from .data import run_data_dir
+    cfg = recorded_config(results)
+    if cfg is None:
+        return None
+    return recorded_path(cfg.data_dir, out_dir) if cfg.data_dir else run_data_dir(cfg, out_dir)
 
 
 def _resolve_file(arg: str) -> str:

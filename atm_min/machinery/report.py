@@ -493,6 +493,8 @@ MEANING = {
     "test_oracle_agreement": "how often the perception's p(answer first) > 0.5 agrees with the test-set oracle "
                              "label: the label rule applied to the pre and post baselines' test answers (does "
                              "it route unseen questions as the evidence would?)",
+    "holdout": "--atm_holdout: the perception's p(answer first) on training questions the ATM student did not "
+               "train on, against their k-fold labels: ROC AUC, agreement at 0.5, and p's spread (a constant?)",
     "label_counts": "the k-fold evidence per group: which of the held-out pre and post fold students was right, "
                     "and how many questions were labelled answer first",
 }

@@ -14,7 +14,8 @@ import torch.nn as nn
 from ..batches import encode_items
 from ..labels import answer_first_confidence, label
 from ..model import GPT, GPTConfig
-from ..training import Steps, make_optimizer, train
+from ..training import Steps, train
+from . import choose
 from .checkpoint import load_checkpoint, load_learner_state, rng_state, save_checkpoint, saved_config, set_rng_state
 from .choose import build_learner, finished_student, labeller, learner_from_checkpoint
 from .config import TrainConfig, config_to_dict
@@ -73,11 +74,15 @@ class StudentRun:
                                 tok.vocab_size).to(runtime.device)
         if learner.student is not None and learner.perception is not None and cfg.freeze_student:
             learner.student.requires_grad_(False)
-        optimizer = make_optimizer(cfg, learner, runtime.device)
+        optimizer = choose.optimizer(cfg, learner, runtime.device)  # the core's, or the perception's lr apart
         if ck is None:
             return learner, optimizer, 0
         load_learner_state(learner, ck["learner"], job.ckpt)  # another model's checkpoint: a CheckpointError
-        optimizer.load_state_dict(ck["optimizer"])
+        try:
+            optimizer.load_state_dict(ck["optimizer"])
+        except ValueError as e:  # other parameter groups: perc_lr_mult changed between 1 and another value
+            raise CheckpointError(f"{job.ckpt}: its optimizer state does not fit this run's ({e}); resume with the "
+                                  f"perc_lr_mult it was trained with, or drop --resume") from None
         if runtime.scaler is not None and "scaler" in ck:  # float16: the loss scale and its growth counter
             runtime.scaler.load_state_dict(ck["scaler"])
         set_rng_state(ck["rng"])
@@ -168,7 +173,7 @@ def model_keys(atm: bool = True) -> tuple[str, ...]:
 # the same model (model_keys) and the same budget: the same number of steps and these settings. Otherwise a
 # CheckpointError names what changed; reusing it would silently report another run's student as this one's.
 BUDGET_KEYS = ("batch_size", "grad_accum", "length_batches", "lr", "min_lr", "warmup_iters", "weight_decay", "beta1", "beta2",
-               "grad_clip", "aux_weight", "dropout", "freeze_student", "seed")
+               "grad_clip", "aux_weight", "perc_lr_mult", "dropout", "freeze_student", "seed")
 
 
 def _changes(cfg, saved: dict, keys) -> list[str]:

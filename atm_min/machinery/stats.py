@@ -195,3 +195,11 @@ def roc_auc(scores: list[float], labels: list) -> float:
         tied = s == v
         ranks[tied] = ranks[tied].mean()
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def spread(values: list[float]) -> dict:
+    """{min, max, std} of some numbers (std: the population's, numpy's default): how far a classifier's
+    probabilities move from question to question; a std near 0 says its output is a constant. Empty: ValueError."""
+    _need(len(values), "a spread")
+    v = np.asarray(values, dtype=float)
+    return dict(min=float(v.min()), max=float(v.max()), std=float(v.std()))

@@ -82,4 +82,17 @@ def format_summary(results: dict, decider: str = "soft_prompt") -> str:
         lines.append(f"atm: {who} agrees with the k-fold labels on {100 * atm['label_agreement']:.1f}% of training "
                      f"questions" + (f" and with the test-set oracle label on {100 * atm['test_oracle_agreement']:.1f}% "
                                      f"of test questions" if "test_oracle_agreement" in atm else ""))
+        if "holdout" in atm:
+            lines.append(format_holdout(atm["holdout"], who))
     return "\n".join(lines)
+
+
+def format_holdout(h: dict, who: str = "the perception") -> str:
+    """train.py's holdout_check (--atm_holdout) as one line: AUC, agreement and spread of p(answer first) on the
+    training questions the ATM student did not train on."""
+    auc = lambda a: "undefined (one label only)" if a is None else f"{a:.3f}"  # noqa: E731
+    own = (f"; against the labels it trained with: AUC {auc(h['auc_own'])}, agreement {100 * h['agreement_own']:.1f}%"
+           if "auc_own" in h else "")
+    return (f"atm: on {h['n']} held-out training questions {who}'s p(answer first) has AUC {auc(h['auc'])} against "
+            f"their k-fold labels, agreement {100 * h['agreement']:.1f}% at 0.5; p from {h['p_min']:.3f} to "
+            f"{h['p_max']:.3f} (std {h['p_std']:.3f})" + own)

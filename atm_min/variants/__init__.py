@@ -12,5 +12,7 @@ in a core function's place. They import the core, never the other way round; the
     label_rules.py        --label_rule=prefer_post|prefer_pre|pass_rate   other ways evidence becomes a label
     sampled_evidence.py   --label_samples=N              pass rates over sampled answers, for label_rule=pass_rate
     random_labels.py      --label_source=random          the labels shuffled: the same post rate, no evidence
+    task_labels.py        --label_source=task            each question its task's better mode: the task, no question
+    perc_lr.py            --perc_lr_mult=M               the perception learns at M times the schedule's lr
     threshold_curve.py    (results.json atm.tradeoff)    the 0.5 threshold on p(answer first) moved
 """

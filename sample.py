@@ -29,7 +29,7 @@ import textwrap
 import torch
 
 from atm_min.answers import extract_answer, is_correct, normalize, parse_output
-from atm_min.evaluate import answer_records, summarize
+from atm_min.evaluate import Answering, answer_records, summarize
 from atm_min.formats import MODE_MARKS, format_prompt, group_levels, normalize_ws
 from atm_min.machinery.checkpoint import load_checkpoint, saved_config
 from atm_min.machinery.choose import is_hard, learner_from_checkpoint, texts_function
@@ -294,8 +294,8 @@ def main(argv=None):
     sample = dict(temperature=args.temperature, top_k=args.top_k or None, generator=generator)
 
     def run(force):
-        return generate(student, tok, questions, device, args.batch_size, max_new, perception=perception,
-                        force=force, explain=args.explain, sample=sample)
+        how = Answering(device, args.batch_size, max_new, explain=args.explain, sample=sample)
+        return generate(student, tok, questions, how, perception=perception, force=force)
 
     if args.mode == "both":
         runs = {m: run(m) for m in (None, "pre", "post")}

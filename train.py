@@ -142,8 +142,7 @@ def atm_answers(cfg: TrainConfig, learner, tok, test, runtime: Runtime, design: 
 def baseline_answers(cfg: TrainConfig, job: Job, student, tok, test, runtime: Runtime) -> dict:
     """A compared student's generate_answers on the test set; the post baseline of an ATM run also gives its
     p(gold answer) of each test question (the test-set oracle label)."""
-    records, ms = timed_answers(student, tok, test, runtime.device, cfg.eval_batch_size, cfg.max_new_tokens,
-                                explain=cfg.explain, ctx=runtime.ctx, answer=generate_answers)
+    records, ms = timed_answers(student, tok, test, choose.answering(cfg, runtime), answer=generate_answers)
     out = {"summary": summarize(records, ms), "records": records}
     if job.name == "post" and cfg.mechanism == "atm":
         out["p_gold"] = answer_first_confidence(student, tok, test, runtime.device, cfg.eval_batch_size,

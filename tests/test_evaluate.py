@@ -173,7 +173,7 @@ def test_generate_with_perception_and_raw_questions():
     model = tiny_student()
     torch.manual_seed(1)
     perc = Perception(32, n_prefix=2, n_layer=1, n_head=2)
-    recs, ms = timed_answers(model, TOK, EXAMPLES, "cpu", 2, 8, perception=perc)
+    recs, ms = timed_answers(model, TOK, EXAMPLES, Answering("cpu", 2, 8), perception=perc)
     assert ms > 0 and all(0 < r["p_post"] < 1 for r in recs)
     outs = generate_texts(model, TOK, QUESTIONS, Answering("cpu", 2, 8), perception=perc)
     assert [o["text"] for o in outs] == [r["text"] for r in recs]  # the same helper underneath

@@ -21,7 +21,7 @@ import sys
 
 import torch
 
-from ..evaluate import timed_answers
+from ..evaluate import Answering, timed_answers
 from ..labels import label
 from ..variants.mode_token import mode_token_answers
 from ..variants.router import routed_answers
@@ -70,7 +70,8 @@ def answerer(run: str):
         return lambda: timed_answers(learner.perception, students, *args, answer=routed_answers)[1]
     if cfg.decider == "mode_token":
         return lambda: timed_answers(learner.student, *args, cfg.mode_threshold, answer=mode_token_answers)[1]
-    return lambda: timed_answers(learner.student, *args, perception=learner.perception,
+    how = Answering("cpu", cfg.eval_batch_size, cfg.max_new_tokens)
+    return lambda: timed_answers(learner.student, tok, test, how, perception=learner.perception,
                                  answer=answers_function(learner.perception))[1]
 
 

@@ -158,7 +158,7 @@ FAULTS = [
     Fault("drop_rows_cache", "dropping finished rows keeps the first rows of the KV cache, not the live ones",
           "atm_min/engine.py", "rows.cache.keep_rows(k)", "rows.cache.keep_rows(torch.arange(len(keep)))",
           ("tests/test_engine.py",)),
-    # the chain-break experiment (issue 27): task labels, the perception's own lr, the held-out questions
+    # the chain-break experiment: task labels, the perception's own lr, the held-out questions
     Fault("task_label_tie", "a task whose fold students tie is labelled pre, not post (the cheaper)",
           "atm_min/variants/task_labels.py", 'return "pre" if pre_right > post_right else "post"',
           'return "pre" if pre_right >= post_right else "post"', ("tests/test_chain.py",)),

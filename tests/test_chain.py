@@ -1,4 +1,4 @@
-"""The chain-break experiment's machinery (issue 27, part 3): task labels (--label_source=task), the perception's
+"""The chain-break experiment's machinery: task labels (--label_source=task), the perception's
 own learning rate (--perc_lr_mult) and the perception scored on training questions it did not train on
 (--atm_holdout)."""
 

@@ -69,3 +69,13 @@ def test_bad_input_is_one_error_line(tmp_path, data_dir):
     for extra in (["--val", "0"], ["--modes", "pre,sideways"], ["--lrs", "fast"]):
         p = _run(tmp_path / "x", data_dir, *extra)
         assert p.returncode == 1 and p.stderr.startswith("error: ") and "Traceback" not in p.stderr, p.stderr
+
+
+def test_table_and_plot_read_committed_curves(tmp_path):
+    """The curves in docs/runs/learning_curve are what docs/results.md's table is made from."""
+    pytest.importorskip("matplotlib")
+    dirs = [ROOT / "docs" / "runs" / "learning_curve" / t for t in ("coin_flip", "strategy_qa")]
+    table = curve.table([str(d) for d in dirs])
+    assert table in (ROOT / "docs" / "results.md").read_text()
+    curve.plot(str(tmp_path / "c.png"), [str(d) for d in dirs])
+    assert (tmp_path / "c.png").stat().st_size > 1000

@@ -148,6 +148,7 @@ def plot(png: str, dirs: list[str]) -> None:
         if rows:
             ax.axhline(rows[0]["majority"], ls="--", c="grey", label="majority answer")
         ax.set(title=os.path.basename(os.path.normpath(d)), xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1))
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(png, dpi=120)

@@ -204,3 +204,12 @@ def test_recipe_dry_run_with_the_smollm2_gguf_on_coin_flip(tmp_path):
             "--max_new_tokens=8"])
     results = json.loads((out / "results.json").read_text())
     assert {"pre", "post", "answer", "atm"} <= set(results) and results["atm"]["n"] == 2
+
+
+def test_the_decisive_recipe_is_three_epochs_at_a_constant_rate():
+    """config/finetune_cot_mix2_smollm2_cpu.py: 314 + 320 training questions, batch 8 -> 80 steps an epoch;
+    3 epochs (240 steps; fold students, on half, 120) at a constant 3e-4, as the learning curve chose."""
+    cfg = parse_args([SINGLE, str(ROOT / "config" / "finetune_cot_mix2_smollm2_cpu.py")])
+    assert (cfg.lr, cfg.min_lr, cfg.batch_size) == (3e-4, 3e-4, 8)
+    assert (cfg.max_iters, cfg.fold_iters) == (3 * 80, 3 * 40)  # ceil(634 / 8) = 80, ceil(317 / 8) = 40
+    assert (cfg.dtype, cfg.length_batches, cfg.data_dir) == ("bfloat16", True, "data/mix2")

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from atm_min.machinery.errors import ProjectError
 from tiny import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,30 +46,33 @@ def test_epoch_record_counts_by_hand():
 
 
 def _run(out, data_dir, *extra):
-    args = [sys.executable, str(ROOT / "tools" / "learning_curve.py"), "--val", "16", "--lrs", "1e-2",
-            *extra, *TINY, f"--data_dir={data_dir}", f"--out_dir={out}", "--warmup_iters=0"]
-    return subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
+    """The tool in this process (a subprocess would import torch again for each call)."""
+    curve.main(["--val", "16", "--lrs", "1e-2", *extra, *TINY, f"--data_dir={data_dir}", f"--out_dir={out}",
+                "--warmup_iters=0"])
 
 
-def test_a_stopped_curve_goes_on_to_the_same_curve(tmp_path, data_dir):
+def test_a_stopped_curve_goes_on_to_the_same_curve(tmp_path, data_dir, capsys):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    assert _run(whole, data_dir, "--epochs", "2").returncode == 0
-    assert _run(parts, data_dir, "--epochs", "1").returncode == 0  # stopped after epoch 1 ...
-    p = _run(parts, data_dir, "--epochs", "2")  # ... and run again: epoch 1 is not scored twice
-    assert p.returncode == 0, p.stderr
+    _run(whole, data_dir, "--epochs", "2")
+    _run(parts, data_dir, "--epochs", "1")  # stopped after epoch 1 ...
+    _run(parts, data_dir, "--epochs", "2")  # ... and run again: epoch 1 is not scored twice
     rows = {d: [json.loads(x) for x in (d / "curve.jsonl").read_text().splitlines()] for d in (whole, parts)}
     key = lambda r: (r["mode"], r["epoch"])  # noqa: E731
     assert sorted(map(key, rows[parts])) == [("post", 1), ("post", 2), ("pre", 1), ("pre", 2)]
     assert sorted(rows[whole], key=key) == sorted(rows[parts], key=key)  # the same answers, epoch by epoch
     assert not list(parts.glob("*.pt"))  # finished students' checkpoints are deleted
-    table = _run(parts, data_dir, "--table", str(parts)).stdout
-    assert table.count("\n| parts |") == 4
+    capsys.readouterr()
+    curve.main(["--table", str(parts)])
+    assert capsys.readouterr().out.count("\n| parts |") == 4
 
 
 def test_bad_input_is_one_error_line(tmp_path, data_dir):
     for extra in (["--val", "0"], ["--modes", "pre,sideways"], ["--lrs", "fast"]):
-        p = _run(tmp_path / "x", data_dir, *extra)
-        assert p.returncode == 1 and p.stderr.startswith("error: ") and "Traceback" not in p.stderr, p.stderr
+        with pytest.raises(ProjectError):
+            _run(tmp_path / "x", data_dir, *extra)
+    p = subprocess.run([sys.executable, str(ROOT / "tools" / "learning_curve.py"), "--modes", "sideways"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 1 and p.stderr.startswith("error: ") and "Traceback" not in p.stderr, p.stderr
 
 
 def test_table_and_plot_read_committed_curves(tmp_path):

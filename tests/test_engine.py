@@ -8,8 +8,7 @@ from atm_min import engine
 from atm_min.engine import GenSettings, positions_and_mask
 from atm_min.model import GPT, GPTConfig
 from atm_min.students.llama import Llama, LlamaConfig
-
-V = 61
+from test_model import V, sharpened, tokens
 
 
 def tiny(kind="gpt", attn_impl="sdpa", seed=0):
@@ -19,15 +18,7 @@ def tiny(kind="gpt", attn_impl="sdpa", seed=0):
     else:
         model = Llama(LlamaConfig(block_size=48, vocab_size=V, n_layer=2, n_head=4, n_kv_head=2, n_embd=32,
                                   intermediate_size=48, attn_impl=attn_impl))
-    with torch.no_grad():  # larger weights than the init: clear-cut greedy choices, not near-ties (test_model.py)
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.3)
-    return model.eval()
-
-
-def tokens(*shape, seed=1):
-    return torch.randint(0, V, shape, generator=torch.Generator().manual_seed(seed))
+    return sharpened(model)
 
 
 def left_pad(rows):

@@ -15,9 +15,12 @@ V = 61  # a vocabulary size nothing else uses, so a wrong axis shows up in a sha
 def tiny(attn_impl="sdpa", seed=0, **kw):
     torch.manual_seed(seed)
     cfg = dict(block_size=48, vocab_size=V, n_layer=2, n_head=2, n_embd=32, attn_impl=attn_impl)
-    model = GPT(GPTConfig(**{**cfg, **kw}))
-    # GPT-2's init (std 0.02) gives nearly flat logits; a larger scale makes greedy choices clear-cut, so the
-    # token-for-token comparisons below test the model and not float rounding between near-ties.
+    return sharpened(GPT(GPTConfig(**{**cfg, **kw})))
+
+
+def sharpened(model):
+    """GPT-2's init (std 0.02) gives nearly flat logits; a larger scale makes greedy choices clear-cut, so
+    token-for-token comparisons test the model and not float rounding between near-ties. In eval mode."""
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() == 2:

@@ -58,12 +58,12 @@ def epoch_record(examples, records, max_new_tokens: int) -> dict:
     """The validation scores of one epoch's answers (records from generate_answers, in examples' order)."""
     n = len(records)
     answers = [extract_answer(r["text"], ex.answer_type) for ex, r in zip(examples, records, strict=True)]
-    gold = Counter(normalize(ex.answer, ex.answer_type) for ex in examples)
+    majority = Counter(normalize(ex.answer, ex.answer_type) for ex in examples).most_common(1)[0][1] / n
+    (top, top_count), = Counter(answers).most_common(1)  # None counts: "no answer" can be the commonest output
     no_answer = [parse_output(r["text"])[1] is None for r in records]
     right = sum(r["correct"] for r in records)
-    return dict(n=n, right=right, acc=right / n, interval=wilson_interval(right, n),
-                majority=gold.most_common(1)[0][1] / n,
-                top_answer=Counter(answers).most_common(1)[0][0], top_share=Counter(answers).most_common(1)[0][1] / n,
+    return dict(n=n, right=right, acc=right / n, interval=wilson_interval(right, n), majority=majority,
+                top_answer=top, top_share=top_count / n,
                 cut=sum(a and r["new_tokens"] >= max_new_tokens for a, r in zip(no_answer, records)) / n,
                 no_answer=sum(no_answer) / n, new_tokens=sum(r["new_tokens"] for r in records) / n,
                 outcomes=[[ex.id, a, int(r["correct"]), r["new_tokens"]]
